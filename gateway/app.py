@@ -1,0 +1,65 @@
+"""The Starlette application factory and its lifespan (engine opened and disposed with the app)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route
+from strawberry.extensions import ParserCache, ValidationCache
+
+from gateway.endpoint import GraphQLEndpoint
+from gateway.extensions.phase_codes import PhaseCodes
+from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
+from gateway.health import healthz, readyz
+from gateway.settings import Settings, load_settings
+from integrations.store.engine import create_engine, create_sessionmaker
+from schema import build_schema
+
+logger = logging.getLogger("gateway")
+
+
+def create_app(settings: Settings) -> Starlette:
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    cache_size = settings.document_cache_size
+    schema = build_schema(
+        extensions=[
+            PhaseCodes,
+            lambda: ParserCache(maxsize=cache_size),
+            lambda: ValidationCache(maxsize=cache_size),
+        ]
+    )
+    endpoint = GraphQLEndpoint(
+        schema,
+        create_sessionmaker(engine),
+        max_body_bytes=settings.max_body_bytes,
+        graphiql=settings.graphiql_enabled,
+        expose_internal_errors=not settings.production,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz(engine), methods=["GET"]),
+    ]
+    if settings.graphiql_enabled:
+        routes.append(Mount(STATIC_PREFIX, app=graphiql_static_app()))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.schema = schema
+    app.state.engine = engine
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` (and so for `gateway serve --workers N` and `--reload`)."""
+    return create_app(load_settings())

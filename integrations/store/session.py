@@ -1,0 +1,73 @@
+"""The per-request unit of work.
+
+One `StoreSession` per GraphQL request, owned by the request context and closed when the request ends. Loaders
+from several resolvers dispatch their batches concurrently; an `AsyncSession` (and its single connection) must
+never be used by two tasks at once, so every statement goes through one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
+
+from integrations.errors import StoreUnavailableError
+
+T = TypeVar("T")
+
+
+class StoreSession:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._session = sessionmaker()
+        self._lock = asyncio.Lock()
+
+    async def scalars(self, statement: Select[tuple[T]]) -> list[T]:
+        async with self._lock, _translate():
+            return list((await self._session.scalars(statement)).all())
+
+    async def scalar(self, statement: Select[tuple[T]]) -> T | None:
+        async with self._lock, _translate():
+            return (await self._session.execute(statement)).scalar()
+
+    async def rows(self, statement: Executable) -> Sequence[Any]:
+        async with self._lock, _translate():
+            return (await self._session.execute(statement)).all()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """Hold the session exclusively for a write; commit on success, roll back on any error."""
+        async with self._lock:
+            if self._session.in_transaction():
+                # End the implicit read transaction so the write starts from fresh data.
+                await self._session.commit()
+            try:
+                async with _translate():
+                    yield self._session
+                    await self._session.commit()
+            except BaseException:
+                await self._session.rollback()
+                raise
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+@asynccontextmanager
+async def _translate() -> AsyncIterator[None]:
+    try:
+        yield
+    except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
+        if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connectivity(exc):
+            raise
+        raise StoreUnavailableError("the database is unavailable") from exc
+
+
+def _is_connectivity(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return any(word in text for word in ("connect", "connection", "timeout", "unable to open", "closed"))

@@ -1,0 +1,1 @@
+"""Business logic and per-request loaders. Knows the store, not Strawberry or Starlette."""

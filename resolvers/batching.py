@@ -1,0 +1,37 @@
+"""Building blocks for `<Thing>By<Key>Loader`s: one `WHERE key IN (...)` per batch, results in key order."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+# PostgreSQL accepts at most 32,767 bind parameters per statement and SQLite 32,766; a batch is one parameter
+# per key, so 1,000 keeps every statement far below either limit (and the plans small).
+MAX_BATCH_SIZE = 1000
+
+
+def one_per_key(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], K]) -> list[V | None]:
+    """Align `rows` to `keys`: the row whose key matches, or None for a key with no row."""
+    by_key = {key_of(row): row for row in rows}
+    return [by_key.get(key) for key in keys]
+
+
+def many_per_key(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], K]) -> list[list[V]]:
+    """Group `rows` under `keys` in their original order: one (possibly empty) list per key."""
+    grouped: defaultdict[K, list[V]] = defaultdict(list)
+    for row in rows:
+        grouped[key_of(row)].append(row)
+    return [grouped.get(key, []) for key in keys]
+
+
+class BatchLoader(DataLoader[K, V]):
+    """A DataLoader with the project's batch cap; subclasses implement `batch_load_fn`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_batch_size=MAX_BATCH_SIZE, **kwargs)

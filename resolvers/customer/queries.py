@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
+
+from integrations.store.models import Customer
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    email_contains: str | None = None
+    name_contains: str | None = None
+
+
+def customers_statement(where: CustomerFilter) -> Select[tuple[Customer]]:
+    """Customers matching `where` (case-insensitive substring matches; `%` and `_` match literally)."""
+    statement = select(Customer)
+    if where.email_contains:
+        statement = statement.where(func.lower(Customer.email).contains(where.email_contains.lower(), autoescape=True))
+    if where.name_contains:
+        statement = statement.where(func.lower(Customer.name).contains(where.name_contains.lower(), autoescape=True))
+    return statement

@@ -1,0 +1,92 @@
+"""Loaders for orders and their relations; each batch is one statement whatever the number of keys."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from integrations.store.models import Order, OrderLine
+from integrations.store.session import StoreSession
+from resolvers.batching import BatchLoader, many_per_key, one_per_key
+from resolvers.pagination import Page, PageRequest, to_page
+
+
+class OrderByIdLoader(BatchLoader[int, Order | None]):
+    def __init__(self, store: StoreSession) -> None:
+        super().__init__()
+        self.store = store
+
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[Order | None]:
+        rows = await self.store.scalars(select(Order).where(Order.id.in_(keys)))  # type: ignore[union-attr]
+        return one_per_key(keys, rows, lambda row: row.id)
+
+
+class OrderLinesByOrderIdLoader(BatchLoader[int, list[OrderLine]]):
+    def __init__(self, store: StoreSession) -> None:
+        super().__init__()
+        self.store = store
+
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[OrderLine]]:
+        statement = select(OrderLine).where(OrderLine.order_id.in_(keys)).order_by(OrderLine.id)  # type: ignore[attr-defined, arg-type]
+        return many_per_key(keys, await self.store.scalars(statement), lambda row: row.order_id)
+
+
+class OrdersByCustomerIdLoader(BatchLoader[tuple[int, PageRequest], Page[Order]]):
+    """One page of each customer's orders, for `Customer.orders(first, after)`.
+
+    All customers asking for the same page arguments share one statement: a window function numbers each
+    customer's orders and the outer query keeps the first `size + 1` of each.
+    """
+
+    def __init__(self, store: StoreSession) -> None:
+        super().__init__()
+        self.store = store
+
+    async def batch_load_fn(self, keys: Sequence[tuple[int, PageRequest]]) -> list[Page[Order]]:
+        by_request: defaultdict[PageRequest, list[int]] = defaultdict(list)
+        for customer_id, request in keys:
+            by_request[request].append(customer_id)
+        pages: dict[tuple[int, PageRequest], Page[Order]] = {}
+        for request, customer_ids in by_request.items():
+            rows = await self.store.scalars(_pages_statement(customer_ids, request))
+            grouped = many_per_key(customer_ids, rows, lambda row: row.customer_id)
+            for customer_id, customer_rows in zip(customer_ids, grouped, strict=True):
+                pages[(customer_id, request)] = to_page(customer_rows, request)
+        return [pages[key] for key in keys]
+
+
+def _pages_statement(customer_ids: list[int], request: PageRequest):  # type: ignore[no-untyped-def]
+    order_key = Order.id.desc() if request.backwards else Order.id.asc()  # type: ignore[union-attr]
+    numbered = select(
+        Order,
+        func.row_number().over(partition_by=Order.customer_id, order_by=order_key).label("position"),
+    ).where(Order.customer_id.in_(customer_ids))  # type: ignore[attr-defined]
+    if request.after is not None:
+        numbered = numbered.where(Order.id > request.after)  # type: ignore[operator]
+    if request.before is not None:
+        numbered = numbered.where(Order.id < request.before)  # type: ignore[operator]
+    subquery = numbered.subquery()
+    order = aliased(Order, subquery)
+    return (
+        select(order)
+        .where(subquery.c.position <= request.size + 1)
+        .order_by(subquery.c.customer_id, subquery.c.position)
+    )
+
+
+class OrderCountByCustomerIdLoader(BatchLoader[int, int]):
+    def __init__(self, store: StoreSession) -> None:
+        super().__init__()
+        self.store = store
+
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[int]:
+        statement = (
+            select(Order.customer_id, func.count())
+            .where(Order.customer_id.in_(keys))  # type: ignore[attr-defined]
+            .group_by(Order.customer_id)
+        )
+        counts = {customer_id: n for customer_id, n in await self.store.rows(statement)}
+        return [counts.get(key, 0) for key in keys]

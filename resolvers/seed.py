@@ -1,0 +1,185 @@
+"""Demo and benchmark data: deterministic for a given size, inserted in bulk."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, func, insert, select
+
+from integrations.store.models import Customer, Order, OrderLine, OrderStatus, Product
+from integrations.store.session import StoreSession
+from integrations.store.types import utcnow
+from resolvers.order.numbers import new_order_number
+
+FIRST = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Ken",
+    "Radia",
+    "Linus",
+    "Frances",
+    "John",
+    "Hedy",
+    "Dennis",
+    "Sophie",
+    "Tim",
+    "Katherine",
+    "Guido",
+    "Anita",
+    "Niklaus",
+]
+LAST = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Hamilton",
+    "Thompson",
+    "Perlman",
+    "Torvalds",
+    "Allen",
+    "McCarthy",
+    "Lamarr",
+    "Ritchie",
+    "Wilson",
+    "Berners-Lee",
+    "Johnson",
+    "van Rossum",
+    "Borg",
+    "Wirth",
+]
+ADJECTIVES = [
+    "Ergonomic",
+    "Rustic",
+    "Sleek",
+    "Durable",
+    "Compact",
+    "Wireless",
+    "Organic",
+    "Vintage",
+    "Smart",
+    "Handmade",
+]
+NOUNS = [
+    "Keyboard",
+    "Chair",
+    "Lamp",
+    "Backpack",
+    "Notebook",
+    "Mug",
+    "Headphones",
+    "Desk",
+    "Bottle",
+    "Jacket",
+    "Monitor",
+    "Pen",
+]
+STATUSES = (
+    [OrderStatus.PAID] * 14
+    + [OrderStatus.PENDING] * 3
+    + [
+        OrderStatus.CANCELLED,
+        OrderStatus.REFUNDED,
+        OrderStatus.PARTIALLY_REFUNDED,
+        OrderStatus.PAYMENT_FAILED,
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SeedSize:
+    customers: int = 20
+    products: int = 12
+    orders: int = 60
+    lines_per_order: int = 3
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    customers: int
+    products: int
+    orders: int
+    lines: int
+    skipped: bool = False
+
+
+async def seed(store: StoreSession, size: SeedSize, *, reset: bool = False, random_seed: int = 42) -> SeedReport:
+    """Fill an empty store (or, with `reset`, an emptied one); a store that has data is left untouched."""
+    rng = random.Random(random_seed)
+    async with store.transaction() as session:
+        if reset:
+            for table in (OrderLine, Order, Product, Customer):
+                await session.execute(delete(table))
+        elif (await session.scalar(select(func.count()).select_from(Customer))) or 0:
+            return SeedReport(0, 0, 0, 0, skipped=True)
+        now = utcnow()
+        customer_ids = list(
+            await session.scalars(
+                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "name": f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST) + i) % len(LAST)]}",
+                        "email": f"customer{i + 1}@example.com",
+                        "created_at": now - timedelta(days=400 - (i * 365 // max(size.customers, 1))),
+                    }
+                    for i in range(size.customers)
+                ],
+            )
+        )
+        products = [
+            {
+                "sku": f"SKU-{i + 1:05d}",
+                "name": f"{ADJECTIVES[i % len(ADJECTIVES)]} {NOUNS[(i // len(ADJECTIVES) + i) % len(NOUNS)]}",
+                "description": "A demo product seeded for the gateway.",
+                "price": rng.randrange(199, 49_999, 100),
+                "currency": "USD",
+                "stock": rng.choice([0, 5, 25, 100, 1000]),
+                "created_at": now - timedelta(days=380),
+            }
+            for i in range(size.products)
+        ]
+        product_ids = list(
+            await session.scalars(insert(Product).returning(Product.id, sort_by_parameter_order=True), products)
+        )
+        prices = dict(zip(product_ids, (p["price"] for p in products), strict=True))
+        if not customer_ids or not product_ids:
+            return SeedReport(len(customer_ids), len(product_ids), 0, 0)
+
+        order_lines: list[list[tuple[int, int]]] = []
+        orders = []
+        for i in range(size.orders):
+            chosen = rng.sample(product_ids, min(size.lines_per_order, len(product_ids)))
+            lines = [(product_id, rng.randint(1, 4)) for product_id in chosen]
+            order_lines.append(lines)
+            orders.append(
+                {
+                    "number": new_order_number(rng),
+                    "customer_id": rng.choice(customer_ids),
+                    "status": rng.choice(STATUSES).value,
+                    "total": sum(prices[p] * q for p, q in lines),
+                    "currency": "USD",
+                    "created_at": now - timedelta(minutes=(size.orders - i) * 90),
+                }
+            )
+        order_ids = list(await session.scalars(insert(Order).returning(Order.id, sort_by_parameter_order=True), orders))
+        line_rows = [
+            {
+                "order_id": order_id,
+                "product_id": product_id,
+                "quantity": quantity,
+                "unit_price": prices[product_id],
+            }
+            for order_id, lines in zip(order_ids, order_lines, strict=True)
+            for product_id, quantity in lines
+        ]
+        await session.execute(insert(OrderLine), line_rows)
+    return SeedReport(len(customer_ids), len(product_ids), len(order_ids), len(line_rows))

@@ -1,0 +1,22 @@
+"""What every resolver receives as `info.context`: the request's store session and loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from strawberry.types import Info as StrawberryInfo
+
+from integrations.store.session import StoreSession
+from resolvers.loaders import Loaders
+
+
+@dataclass
+class Context:
+    store: StoreSession
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders.create(self.store)
+
+
+Info = StrawberryInfo[Context, None]

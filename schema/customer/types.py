@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from integrations.store import models
+from schema.context import Info
+from schema.ids import encode_id
+from schema.node import Node
+from schema.pagination import After, Before, Connection, First, Last, page_request, to_connection
+
+if TYPE_CHECKING:
+    from schema.order.types import Order
+
+
+@strawberry.type(description="A person who buys from the store.")
+class Customer(Node):
+    pk: strawberry.Private[int]
+    name: str = strawberry.field(description="Full name.")
+    email: str = strawberry.field(description="Email address, unique across customers (stored lower-case).")
+    created_at: datetime = strawberry.field(description="When the customer was created (UTC, ISO 8601).")
+
+    @classmethod
+    def from_row(cls, row: models.Customer) -> Customer:
+        assert row.id is not None
+        return cls(
+            id=strawberry.ID(encode_id("Customer", row.id)),
+            pk=row.id,
+            name=row.name,
+            email=row.email,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field(description="The customer's orders, oldest first.")
+    async def orders(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> Connection[Annotated[Order, strawberry.lazy("schema.order.types")]]:
+        from schema.order.types import Order  # a cycle: Order.customer returns a Customer
+
+        request = page_request(first=first, after=after, last=last, before=before)
+        loaders = info.context.loaders
+        page = await loaders.orders_by_customer_id.load((self.pk, request))
+        return to_connection(
+            page,
+            Order.from_row,
+            key=lambda row: row.id or 0,
+            count=lambda: loaders.order_count_by_customer_id.load(self.pk),
+        )

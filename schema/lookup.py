@@ -1,0 +1,44 @@
+"""The two shapes every root query takes: one object by global ID, and a filtered connection."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Select
+
+from resolvers.pagination import count, fetch_page
+from schema.context import Info
+from schema.ids import decode_typed_id
+from schema.pagination import Connection, page_request, to_connection
+
+RowT = TypeVar("RowT")
+NodeT = TypeVar("NodeT")
+
+
+class _Loader(Protocol[RowT]):
+    def load(self, key: int) -> Awaitable[RowT | None]: ...
+
+
+async def by_global_id(
+    global_id: str, type_name: str, loader: _Loader[RowT], convert: Callable[[RowT], NodeT]
+) -> NodeT | None:
+    row = await loader.load(decode_typed_id(global_id, type_name))
+    return None if row is None else convert(row)
+
+
+async def connection(
+    info: Info,
+    statement: Select[tuple[RowT]],
+    key: Any,
+    convert: Callable[[RowT], NodeT],
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Connection[NodeT]:
+    request = page_request(first=first, after=after, last=last, before=before)
+    store = info.context.store
+    page = await fetch_page(store, statement, key, request)
+    return to_connection(page, convert, key=lambda row: row.id, count=lambda: count(store, statement))
