@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from strawberry.extensions import ParserCache, ValidationCache
 
 from gateway.endpoint import GraphQLEndpoint
+from gateway.extensions.operation_name import RequireOperationName
 from gateway.extensions.phase_codes import PhaseCodes
 from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
 from gateway.health import healthz, readyz
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> Starlette:
     schema = build_schema(
         extensions=[
             PhaseCodes,
+            RequireOperationName,
             lambda: ParserCache(maxsize=cache_size),
             lambda: ValidationCache(maxsize=cache_size),
         ]

@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 
 from integrations.errors import GatewayError, StoreUnavailableError, UserInputError
 
@@ -21,6 +21,7 @@ INTERNAL = "INTERNAL_SERVER_ERROR"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 BAD_REQUEST = "BAD_REQUEST"
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 
 
 def request_error(message: str, code: str = BAD_REQUEST) -> dict[str, Any]:
@@ -32,7 +33,9 @@ def format_error(error: GraphQLError, *, expose_internal: bool) -> dict[str, Any
     formatted: dict[str, Any] = dict(error.formatted)
     extensions: dict[str, Any] = dict(formatted.get("extensions") or {})
     original = error.original_error
-    if isinstance(original, StoreUnavailableError):
+    if isinstance(error, GraphQLSyntaxError):
+        extensions["code"] = PARSE_FAILED
+    elif isinstance(original, StoreUnavailableError):
         extensions["code"] = SERVICE_UNAVAILABLE
     elif isinstance(original, GatewayError):
         extensions["code"] = original.code.value

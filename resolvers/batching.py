@@ -16,15 +16,15 @@ V = TypeVar("V")
 MAX_BATCH_SIZE = 1000
 
 
-def one_per_key(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], K]) -> list[V | None]:
+def one_per_key(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], Hashable]) -> list[V | None]:
     """Align `rows` to `keys`: the row whose key matches, or None for a key with no row."""
     by_key = {key_of(row): row for row in rows}
     return [by_key.get(key) for key in keys]
 
 
-def many_per_key(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], K]) -> list[list[V]]:
+def many_per_key(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], Hashable]) -> list[list[V]]:
     """Group `rows` under `keys` in their original order: one (possibly empty) list per key."""
-    grouped: defaultdict[K, list[V]] = defaultdict(list)
+    grouped: defaultdict[Hashable, list[V]] = defaultdict(list)
     for row in rows:
         grouped[key_of(row)].append(row)
     return [grouped.get(key, []) for key in keys]

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import InstrumentedAttribute
 
 from integrations.errors import ErrorCode, UserInputError
 from integrations.store.session import StoreSession
@@ -60,7 +59,7 @@ class Page(Generic[T]):
     has_previous_page: bool
 
 
-def page_statement(statement: Select[Any], key: InstrumentedAttribute[Any], request: PageRequest) -> Select[Any]:
+def page_statement(statement: Select[T], key: Any, request: PageRequest) -> Select[T]:
     """Restrict `statement` to one page (plus one row to learn whether another page exists)."""
     if request.after is not None:
         statement = statement.where(key > request.after)
@@ -84,9 +83,7 @@ def to_page(rows: list[T], request: PageRequest) -> Page[T]:
     return Page(items, has_next_page=more, has_previous_page=request.after is not None)
 
 
-async def fetch_page(
-    store: StoreSession, statement: Select[tuple[T]], key: InstrumentedAttribute[Any], request: PageRequest
-) -> Page[T]:
+async def fetch_page(store: StoreSession, statement: Select[T], key: Any, request: PageRequest) -> Page[T]:
     return to_page(await store.scalars(page_statement(statement, key, request)), request)
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
 
 from integrations.store.models import Customer, Order, OrderLine, OrderStatus, Product
 from integrations.store.session import StoreSession
@@ -122,35 +125,30 @@ async def seed(store: StoreSession, size: SeedSize, *, reset: bool = False, rand
         elif (await session.scalar(select(func.count()).select_from(Customer))) or 0:
             return SeedReport(0, 0, 0, 0, skipped=True)
         now = utcnow()
-        customer_ids = list(
-            await session.scalars(
-                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "name": f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST) + i) % len(LAST)]}",
-                        "email": f"customer{i + 1}@example.com",
-                        "created_at": now - timedelta(days=400 - (i * 365 // max(size.customers, 1))),
-                    }
-                    for i in range(size.customers)
-                ],
-            )
-        )
+        customers = [
+            {
+                "name": f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST) + i) % len(LAST)]}",
+                "email": f"customer{i + 1}@example.com",
+                "created_at": now - timedelta(days=400 - (i * 365 // max(size.customers, 1))),
+            }
+            for i in range(size.customers)
+        ]
+        customer_ids = await _insert(session, Customer, customers)
+        prices = [rng.randrange(199, 49_999, 100) for _ in range(size.products)]
         products = [
             {
                 "sku": f"SKU-{i + 1:05d}",
                 "name": f"{ADJECTIVES[i % len(ADJECTIVES)]} {NOUNS[(i // len(ADJECTIVES) + i) % len(NOUNS)]}",
                 "description": "A demo product seeded for the gateway.",
-                "price": rng.randrange(199, 49_999, 100),
+                "price": price,
                 "currency": "USD",
                 "stock": rng.choice([0, 5, 25, 100, 1000]),
                 "created_at": now - timedelta(days=380),
             }
-            for i in range(size.products)
+            for i, price in enumerate(prices)
         ]
-        product_ids = list(
-            await session.scalars(insert(Product).returning(Product.id, sort_by_parameter_order=True), products)
-        )
-        prices = dict(zip(product_ids, (p["price"] for p in products), strict=True))
+        product_ids = await _insert(session, Product, products)
+        price_of = dict(zip(product_ids, prices, strict=True))
         if not customer_ids or not product_ids:
             return SeedReport(len(customer_ids), len(product_ids), 0, 0)
 
@@ -165,21 +163,25 @@ async def seed(store: StoreSession, size: SeedSize, *, reset: bool = False, rand
                     "number": new_order_number(rng),
                     "customer_id": rng.choice(customer_ids),
                     "status": rng.choice(STATUSES).value,
-                    "total": sum(prices[p] * q for p, q in lines),
+                    "total": sum(price_of[p] * q for p, q in lines),
                     "currency": "USD",
                     "created_at": now - timedelta(minutes=(size.orders - i) * 90),
                 }
             )
-        order_ids = list(await session.scalars(insert(Order).returning(Order.id, sort_by_parameter_order=True), orders))
+        order_ids = await _insert(session, Order, orders)
         line_rows = [
-            {
-                "order_id": order_id,
-                "product_id": product_id,
-                "quantity": quantity,
-                "unit_price": prices[product_id],
-            }
+            {"order_id": order_id, "product_id": product_id, "quantity": quantity, "unit_price": price_of[product_id]}
             for order_id, lines in zip(order_ids, order_lines, strict=True)
             for product_id, quantity in lines
         ]
         await session.execute(insert(OrderLine), line_rows)
     return SeedReport(len(customer_ids), len(product_ids), len(order_ids), len(line_rows))
+
+
+async def _insert(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]]) -> list[int]:
+    """Bulk insert (one executemany) returning the new primary keys in the order of `rows`."""
+    if not rows:
+        return []
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [int(pk) for pk in await session.scalars(statement, rows)]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 import strawberry
 
 from integrations.errors import ErrorCode, InputErrors, UserInputError
 
 UserErrorCode = strawberry.enum(
-    Enum("UserErrorCode", {code.name: code.value for code in ErrorCode}),  # type: ignore[misc]
+    ErrorCode,
+    name="UserErrorCode",
     description="Stable machine-readable reason for a user error; clients may switch on it.",
 )
 
@@ -20,15 +19,12 @@ class UserError:
         description="The input field at fault (camelCase), or null for the whole input."
     )
     message: str = strawberry.field(description="A human-readable explanation.")
-    code: UserErrorCode = strawberry.field(description="A stable code for programmatic handling.")  # type: ignore[valid-type]
+    code: ErrorCode = strawberry.field(description="A stable code for programmatic handling.")
 
 
 def user_errors(error: InputErrors | UserInputError) -> list[UserError]:
     errors = error.errors if isinstance(error, InputErrors) else [error]
-    return [
-        UserError(field=_camel(e.field), message=e.message, code=UserErrorCode[e.code.name])  # type: ignore[misc]
-        for e in errors
-    ]
+    return [UserError(field=_camel(e.field), message=e.message, code=e.code) for e in errors]
 
 
 def _camel(name: str | None) -> str | None:

@@ -12,12 +12,18 @@ from schema.context import Info
 from schema.ids import decode_typed_id
 from schema.pagination import Connection, page_request, to_connection
 
-RowT = TypeVar("RowT")
+RowT = TypeVar("RowT", bound="_Row")
+RowT_co = TypeVar("RowT_co", covariant=True)
 NodeT = TypeVar("NodeT")
 
 
-class _Loader(Protocol[RowT]):
-    def load(self, key: int) -> Awaitable[RowT | None]: ...
+class _Row(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+class _Loader(Protocol[RowT_co]):
+    def load(self, key: int) -> Awaitable[RowT_co | None]: ...
 
 
 async def by_global_id(
@@ -29,7 +35,7 @@ async def by_global_id(
 
 async def connection(
     info: Info,
-    statement: Select[tuple[RowT]],
+    statement: Select[RowT],
     key: Any,
     convert: Callable[[RowT], NodeT],
     *,
@@ -41,4 +47,4 @@ async def connection(
     request = page_request(first=first, after=after, last=last, before=before)
     store = info.context.store
     page = await fetch_page(store, statement, key, request)
-    return to_connection(page, convert, key=lambda row: row.id, count=lambda: count(store, statement))
+    return to_connection(page, convert, key=lambda row: row.id or 0, count=lambda: count(store, statement))

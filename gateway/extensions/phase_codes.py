@@ -1,7 +1,8 @@
-"""Tag errors found before execution with the phase that found them.
+"""Tag validation failures with ``GRAPHQL_VALIDATION_FAILED``.
 
-Strawberry reports a syntax error and a validation failure the same way (``data: null`` plus errors); clients
-and the HTTP layer need to tell them apart, so each gets an ``extensions.code``.
+Strawberry reports a validation failure like any other pre-execution error (``data: null`` plus errors);
+clients need to tell it apart from bad variables, so it gets its own ``extensions.code``. (Syntax errors are
+recognised by their type, `GraphQLSyntaxError`, where errors are formatted.)
 """
 
 from __future__ import annotations
@@ -11,15 +12,10 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 
 
 class PhaseCodes(SchemaExtension):
-    def on_parse(self) -> Iterator[None]:
-        yield
-        _tag(self.execution_context.pre_execution_errors, PARSE_FAILED)
-
     def on_validate(self) -> Iterator[None]:
         yield
         _tag(self.execution_context.pre_execution_errors, VALIDATION_FAILED)

@@ -1,6 +1,8 @@
 """SQLModel tables. Every rule the data must obey is also a database constraint (NOT NULL, UNIQUE, FK, CHECK).
 
-Money is stored as an integer amount in minor units plus an ISO 4217 code. Constraint and index names follow
+Primary keys never get reused (AUTOINCREMENT on SQLite, sequences on PostgreSQL), so a global ID of a
+deleted object can never point at a new one. Money is stored as an integer amount in minor units plus an
+ISO 4217 code. Constraint and index names follow
 one naming convention so Alembic migrations are deterministic on every database.
 """
 
@@ -60,6 +62,7 @@ class Customer(Base, table=True):
         UniqueConstraint("email"),
         CheckConstraint("length(name) > 0", name="name_not_empty"),
         CheckConstraint("length(email) > 2", name="email_not_empty"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
@@ -77,6 +80,7 @@ class Product(Base, table=True):
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("stock >= 0", name="stock_not_negative"),
         CheckConstraint("length(currency) = 3", name="currency_iso4217"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
@@ -98,6 +102,7 @@ class Order(Base, table=True):
         CheckConstraint("length(currency) = 3", name="currency_iso4217"),
         Index(None, "created_at"),
         Index(None, "status"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
@@ -116,6 +121,7 @@ class OrderLine(Base, table=True):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))

@@ -27,11 +27,11 @@ class StoreSession:
         self._session = sessionmaker()
         self._lock = asyncio.Lock()
 
-    async def scalars(self, statement: Select[tuple[T]]) -> list[T]:
+    async def scalars(self, statement: Select[T]) -> list[T]:
         async with self._lock, _translate():
             return list((await self._session.scalars(statement)).all())
 
-    async def scalar(self, statement: Select[tuple[T]]) -> T | None:
+    async def scalar(self, statement: Select[T]) -> T | None:
         async with self._lock, _translate():
             return (await self._session.execute(statement)).scalar()
 

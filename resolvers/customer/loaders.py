@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from integrations.store.models import Customer
 from integrations.store.session import StoreSession
@@ -15,5 +15,5 @@ class CustomerByIdLoader(BatchLoader[int, Customer | None]):
         self.store = store
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[Customer | None]:
-        rows = await self.store.scalars(select(Customer).where(Customer.id.in_(keys)))  # type: ignore[union-attr]
+        rows = await self.store.scalars(select(Customer).where(col(Customer.id).in_(keys)))
         return one_per_key(keys, rows, lambda row: row.id)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func
+from sqlmodel import select
 
 from integrations.store.models import Customer
 
@@ -13,7 +14,7 @@ class CustomerFilter:
     name_contains: str | None = None
 
 
-def customers_statement(where: CustomerFilter) -> Select[tuple[Customer]]:
+def customers_statement(where: CustomerFilter) -> Select[Customer]:
     """Customers matching `where` (case-insensitive substring matches; `%` and `_` match literally)."""
     statement = select(Customer)
     if where.email_contains:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func
 from sqlalchemy.orm import aliased
+from sqlmodel import col, select
 
 from integrations.store.models import Order, OrderLine
 from integrations.store.session import StoreSession
@@ -20,7 +21,7 @@ class OrderByIdLoader(BatchLoader[int, Order | None]):
         self.store = store
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[Order | None]:
-        rows = await self.store.scalars(select(Order).where(Order.id.in_(keys)))  # type: ignore[union-attr]
+        rows = await self.store.scalars(select(Order).where(col(Order.id).in_(keys)))
         return one_per_key(keys, rows, lambda row: row.id)
 
 
@@ -30,7 +31,7 @@ class OrderLinesByOrderIdLoader(BatchLoader[int, list[OrderLine]]):
         self.store = store
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[list[OrderLine]]:
-        statement = select(OrderLine).where(OrderLine.order_id.in_(keys)).order_by(OrderLine.id)  # type: ignore[attr-defined, arg-type]
+        statement = select(OrderLine).where(col(OrderLine.order_id).in_(keys)).order_by(col(OrderLine.id))
         return many_per_key(keys, await self.store.scalars(statement), lambda row: row.order_id)
 
 
@@ -58,16 +59,16 @@ class OrdersByCustomerIdLoader(BatchLoader[tuple[int, PageRequest], Page[Order]]
         return [pages[key] for key in keys]
 
 
-def _pages_statement(customer_ids: list[int], request: PageRequest):  # type: ignore[no-untyped-def]
-    order_key = Order.id.desc() if request.backwards else Order.id.asc()  # type: ignore[union-attr]
+def _pages_statement(customer_ids: list[int], request: PageRequest) -> Select[Order]:
+    order_key = col(Order.id).desc() if request.backwards else col(Order.id).asc()
     numbered = select(
         Order,
-        func.row_number().over(partition_by=Order.customer_id, order_by=order_key).label("position"),
-    ).where(Order.customer_id.in_(customer_ids))  # type: ignore[attr-defined]
+        func.row_number().over(partition_by=col(Order.customer_id), order_by=order_key).label("position"),
+    ).where(col(Order.customer_id).in_(customer_ids))
     if request.after is not None:
-        numbered = numbered.where(Order.id > request.after)  # type: ignore[operator]
+        numbered = numbered.where(col(Order.id) > request.after)
     if request.before is not None:
-        numbered = numbered.where(Order.id < request.before)  # type: ignore[operator]
+        numbered = numbered.where(col(Order.id) < request.before)
     subquery = numbered.subquery()
     order = aliased(Order, subquery)
     return (
@@ -84,9 +85,9 @@ class OrderCountByCustomerIdLoader(BatchLoader[int, int]):
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[int]:
         statement = (
-            select(Order.customer_id, func.count())
-            .where(Order.customer_id.in_(keys))  # type: ignore[attr-defined]
-            .group_by(Order.customer_id)
+            select(col(Order.customer_id), func.count())
+            .where(col(Order.customer_id).in_(keys))
+            .group_by(col(Order.customer_id))
         )
         counts = {customer_id: n for customer_id, n in await self.store.rows(statement)}
         return [counts.get(key, 0) for key in keys]

@@ -3,7 +3,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
+from sqlmodel import col, select
 
 from integrations.store.models import Order, OrderStatus
 
@@ -16,15 +17,15 @@ class OrderFilter:
     created_before: datetime | None = None
 
 
-def orders_statement(where: OrderFilter) -> Select[tuple[Order]]:
+def orders_statement(where: OrderFilter) -> Select[Order]:
     """Orders matching `where`; `created_after` is inclusive and `created_before` exclusive."""
     statement = select(Order)
     if where.status is not None:
-        statement = statement.where(Order.status == where.status)
+        statement = statement.where(col(Order.status) == where.status)
     if where.customer_id is not None:
-        statement = statement.where(Order.customer_id == where.customer_id)
+        statement = statement.where(col(Order.customer_id) == where.customer_id)
     if where.created_after is not None:
-        statement = statement.where(Order.created_at >= where.created_after)
+        statement = statement.where(col(Order.created_at) >= where.created_after)
     if where.created_before is not None:
-        statement = statement.where(Order.created_at < where.created_before)
+        statement = statement.where(col(Order.created_at) < where.created_before)
     return statement

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from integrations.store.models import Product
 from integrations.store.session import StoreSession
@@ -15,5 +15,5 @@ class ProductByIdLoader(BatchLoader[int, Product | None]):
         self.store = store
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[Product | None]:
-        rows = await self.store.scalars(select(Product).where(Product.id.in_(keys)))  # type: ignore[union-attr]
+        rows = await self.store.scalars(select(Product).where(col(Product.id).in_(keys)))
         return one_per_key(keys, rows, lambda row: row.id)

@@ -36,7 +36,7 @@ def _where(filter: OrderFilter | None) -> Filter:
     if filter is None:
         return Filter()
     return Filter(
-        status=None if filter.status is None else models.OrderStatus(filter.status.value),
+        status=filter.status,
         customer_id=None
         if filter.customer_id is None
         else decode_typed_id(filter.customer_id, "Customer", field="customerId"),

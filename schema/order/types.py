@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
 import strawberry
 
@@ -14,8 +13,7 @@ from schema.node import Node
 from schema.product.types import Product
 
 OrderStatus = strawberry.enum(
-    Enum("OrderStatus", {status.name: status.value for status in models.OrderStatus}),  # type: ignore[misc]
-    description="Where an order is in its life cycle.",
+    models.OrderStatus, name="OrderStatus", description="Where an order is in its life cycle."
 )
 
 
@@ -61,7 +59,7 @@ class Order(Node):
             pk=row.id,
             customer_pk=row.customer_id,
             number=row.number,
-            status=OrderStatus[row.status],  # type: ignore[misc]
+            status=models.OrderStatus(row.status),
             created_at=row.created_at,
             total=Money(amount=row.total, currency=row.currency),
         )

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.CheckConstraint("length(name) > 0", name=op.f("ck_customer_name_not_empty")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer")),
         sa.UniqueConstraint("email", name=op.f("uq_customer_email")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "product",
@@ -47,6 +48,7 @@ def upgrade() -> None:
         sa.CheckConstraint("stock >= 0", name=op.f("ck_product_stock_not_negative")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_product")),
         sa.UniqueConstraint("sku", name=op.f("uq_product_sku")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "order",
@@ -68,6 +70,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order")),
         sa.UniqueConstraint("number", name=op.f("uq_order_number")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_order_created_at"), "order", ["created_at"], unique=False)
     op.create_index(op.f("ix_order_customer_id"), "order", ["customer_id"], unique=False)
@@ -89,6 +92,7 @@ def upgrade() -> None:
             ["product_id"], ["product.id"], name=op.f("fk_order_line_product_id_product"), ondelete="RESTRICT"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_line")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_order_line_order_id"), "order_line", ["order_id"], unique=False)
     op.create_index(op.f("ix_order_line_product_id"), "order_line", ["product_id"], unique=False)

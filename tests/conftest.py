@@ -1,0 +1,174 @@
+"""Shared fixtures: real SQLite and PostgreSQL stores (migrated by Alembic), the app, and a SQL counter.
+
+PostgreSQL: one database per test run (``gw_test_<random>`` on 127.0.0.1:5432, or ``TEST_POSTGRES_URL``),
+dropped at the end. Tables are emptied before each test that uses a store. Under ``CI=true`` a missing
+PostgreSQL fails the tests that need it; locally they skip with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.settings import load_settings
+from integrations.store import migrate
+from integrations.store.engine import create_engine, create_sessionmaker
+from integrations.store.session import StoreSession
+from tests.support.services import unavailable
+
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TABLES = ("order_line", "order", "product", "customer")
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("store") / "gateway.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A database of its own for this test run, migrated to head, dropped afterwards."""
+    name = f"gw_test_{uuid.uuid4().hex[:12]}"
+    admin = make_url(POSTGRES_ADMIN_URL)
+
+    async def admin_execute(sql: str) -> None:
+        connection = await asyncpg.connect(
+            host=admin.host,
+            port=admin.port or 5432,
+            user=admin.username,
+            password=admin.password,
+            database=admin.database,
+            timeout=5,
+        )
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable(f"PostgreSQL not reachable at {admin.render_as_string()}: {exc}")
+    url = admin.set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs twice: against SQLite and against PostgreSQL."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+async def empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                quoted = ", ".join(f'"{t}"' for t in TABLES)
+                await connection.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+            else:
+                for table in TABLES:
+                    await connection.execute(text(f'DELETE FROM "{table}"'))
+                await connection.execute(text("DELETE FROM sqlite_sequence"))  # restart ids, like RESTART IDENTITY
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def store_url(database_url: str) -> str:
+    """A migrated, empty store on each backend."""
+    await empty_tables(database_url)
+    return database_url
+
+
+@pytest.fixture
+async def engine(store_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(store_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine) -> AsyncIterator[StoreSession]:
+    session = StoreSession(create_sessionmaker(engine))
+    yield session
+    await session.close()
+
+
+class StatementCounter:
+    """Counts SQL statements an engine sends (SQLAlchemy `before_cursor_execute`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.statements: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+class GraphQLClient:
+    """The real app in process, over httpx's ASGI transport."""
+
+    def __init__(self, app: Starlette, http: httpx.AsyncClient) -> None:
+        self.app = app
+        self.http = http
+        self.sql = StatementCounter(app.state.engine)
+
+    async def post(self, query: str, variables: dict[str, object] | None = None, **extra: object) -> httpx.Response:
+        return await self.http.post("/graphql", json={"query": query, "variables": variables, **extra})
+
+    async def execute(self, query: str, variables: dict[str, object] | None = None) -> dict[str, Any]:
+        """Run an operation that must succeed; return its `data`."""
+        response = await self.post(query, variables)
+        body = response.json()
+        assert response.status_code == 200, body
+        assert "errors" not in body, body["errors"]
+        data = body["data"]
+        assert isinstance(data, dict)
+        return data
+
+
+@pytest.fixture
+async def client(store_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GraphQLClient]:
+    for name in ("DATABASE_URL", "REDIS_URL", "GATEWAY_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    app = create_app(load_settings(DATABASE_URL=store_url, _env_file=None))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+    ):
+        yield GraphQLClient(app, http)
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,88 @@
+"""Every relation resolves through per-request loaders: statement counts do not grow with the page size."""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.store.session import StoreSession
+from resolvers.seed import SeedSize, seed
+from tests.conftest import GraphQLClient
+
+Q1 = """
+query Q1($first: Int!) {
+  orders(first: $first) {
+    totalCount
+    edges { node { id number status total { amount currency formatted }
+      customer { id name email }
+      lines { quantity unitPrice { amount } subtotal { amount } product { id sku name price { formatted } } } } }
+  }
+}
+"""
+
+
+@pytest.fixture
+async def seeded(client: GraphQLClient, store: StoreSession) -> GraphQLClient:
+    await seed(store, SeedSize(customers=30, products=40, orders=120, lines_per_order=3))
+    return client
+
+
+@pytest.mark.parametrize("first", [1, 10, 50, 100])
+async def test_orders_with_customer_lines_and_products_take_five_statements(seeded: GraphQLClient, first: int) -> None:
+    seeded.sql.reset()
+    data = await seeded.execute(Q1, {"first": first})
+
+    edges = data["orders"]["edges"]
+    assert len(edges) == first
+    assert all(len(edge["node"]["lines"]) == 3 for edge in edges)
+    # page + customers + lines + products, and one COUNT for totalCount
+    assert seeded.sql.count <= 5, seeded.sql.statements
+    assert sum("count(" in s.lower() for s in seeded.sql.statements) == 1
+
+
+async def test_total_count_is_not_computed_unless_asked(seeded: GraphQLClient) -> None:
+    seeded.sql.reset()
+    await seeded.execute("{ orders(first: 50) { edges { node { number customer { name } } } } }")
+    assert seeded.sql.count == 2, seeded.sql.statements
+    assert not any("count(" in s.lower() for s in seeded.sql.statements)
+
+
+async def test_nested_customer_orders_are_one_statement_per_level(seeded: GraphQLClient) -> None:
+    query = """{ customers(first: 30) { edges { node { name
+        orders(first: 2) { totalCount edges { node { number lines { product { sku } } } } } } } } }"""
+    seeded.sql.reset()
+    data = await seeded.execute(query)
+
+    customers = data["customers"]["edges"]
+    assert len(customers) == 30
+    # customers page, orders pages (window function), order counts, lines, products
+    assert seeded.sql.count == 5, seeded.sql.statements
+    total = sum(c["node"]["orders"]["totalCount"] for c in customers)
+    assert total == 120
+    assert all(len(c["node"]["orders"]["edges"]) <= 2 for c in customers)
+
+
+async def test_each_customers_nested_page_matches_its_own_list(seeded: GraphQLClient) -> None:
+    """The window-function page of a customer's orders equals the filtered root list for that customer."""
+    data = await seeded.execute(
+        """{ customers(first: 5) { edges { node { id orders(first: 3) {
+             edges { node { number } } pageInfo { hasNextPage } } } } } }"""
+    )
+    for edge in data["customers"]["edges"]:
+        customer = edge["node"]
+        root = await seeded.execute(
+            "query($c: ID!) { orders(first: 3, filter: {customerId: $c}) { edges { node { number } } "
+            "pageInfo { hasNextPage } } }",
+            {"c": customer["id"]},
+        )
+        assert customer["orders"] == root["orders"]
+
+
+async def test_node_and_nodes_batch_by_type(seeded: GraphQLClient) -> None:
+    data = await seeded.execute("{ orders(first: 20) { edges { node { id customer { id } } } } }")
+    ids = [e["node"]["id"] for e in data["orders"]["edges"]] + [
+        e["node"]["customer"]["id"] for e in data["orders"]["edges"]
+    ]
+    seeded.sql.reset()
+    result = await seeded.execute("query($ids: [ID!]!) { nodes(ids: $ids) { id __typename } }", {"ids": ids})
+    assert [n["id"] for n in result["nodes"]] == ids
+    assert seeded.sql.count == 2, seeded.sql.statements  # one per type
