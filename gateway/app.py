@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from strawberry.extensions import ParserCache, ValidationCache
@@ -14,7 +15,7 @@ from gateway.endpoint import GraphQLEndpoint
 from gateway.extensions.operation_name import RequireOperationName
 from gateway.extensions.phase_codes import PhaseCodes
 from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
-from gateway.health import healthz, readyz
+from gateway.health import Check, database_check, healthz, readyz, redis_check
 from gateway.settings import Settings, load_settings
 from integrations.store.engine import create_engine, create_sessionmaker
 from schema import build_schema
@@ -41,17 +42,25 @@ def create_app(settings: Settings) -> Starlette:
         expose_internal_errors=not settings.production,
     )
 
+    checks: dict[str, Check] = {"database": database_check(engine)}
+    redis = None
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        checks["redis"] = redis_check(redis)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if redis is not None:
+                await redis.aclose()
             await engine.dispose()
 
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz(engine), methods=["GET"]),
+        Route("/readyz", readyz(checks), methods=["GET"]),
     ]
     if settings.graphiql_enabled:
         routes.append(Mount(STATIC_PREFIX, app=graphiql_static_app()))
