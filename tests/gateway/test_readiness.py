@@ -27,9 +27,10 @@ def closed_port() -> int:
 @asynccontextmanager
 async def serving(**settings: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(load_settings(_env_file=None, **settings))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
         yield http
 
 
