@@ -166,3 +166,15 @@ async def test_healthz_and_readyz(client: GraphQLClient) -> None:
     response = await client.http.get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"]["database"] == "ok"
+
+
+async def test_each_request_returns_its_connection_to_the_pool(client: GraphQLClient) -> None:
+    pool = client.app.state.engine.sync_engine.pool
+    for query in ("{ customers { totalCount } }", "{ nope }", '{ customer(id: "bad") { id } }'):
+        await client.post(query)
+        assert pool.checkedout() == 0
+    response = await client.post(
+        'mutation { createCustomer(input: {email: "x@example.com", name: "X"}) { userErrors { code } } }'
+    )
+    assert response.json() == {"data": {"createCustomer": {"userErrors": []}}}
+    assert pool.checkedout() == 0
