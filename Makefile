@@ -49,8 +49,12 @@ browser:
 		echo "chromium not installed and cannot install it here: the browser test will skip (fail under CI=true)"; \
 	fi
 
+## Gateway vs. a naive N+1 Strawberry app on the same data (wrk from Debian when we can install it)
 bench: install
-	$(BIN)/python -m bench.run
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+		echo "wrk not available: bench falls back to its Python load generator"
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info gateway.db gateway.db-wal gateway.db-shm

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from strawberry.extensions.parser_cache import _get_parse_cache
 from strawberry.extensions.validation_cache import _get_validate_cache
 
@@ -10,7 +12,9 @@ from tests.conftest import GraphQLClient
 
 async def test_repeated_operation_hits_the_parse_and_validation_caches(client: GraphQLClient) -> None:
     size = client.app.state.settings.document_cache_size
-    parse, validate = _get_parse_cache(size), _get_validate_cache(size)
+    # Strawberry keeps one functools.lru_cache per size, shared by every request.
+    parse: Any = _get_parse_cache(size)
+    validate: Any = _get_validate_cache(size)
     query = "query RepeatMe { customers(first: 3) { totalCount } }"
 
     await client.execute(query)

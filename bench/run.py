@@ -1,0 +1,572 @@
+"""Benchmark the gateway against the naive reference app on the same freshly seeded store, in one run.
+
+    python -m bench.run [--duration 10] [--connections 16] [--database sqlite|postgresql] [--workers 1]
+                        [--scenarios q1,q2] [--generator auto|wrk|python] [--json out.json] [--no-check]
+
+Seeds a new store (a SQLite file in a temporary directory, or a new PostgreSQL database on 127.0.0.1:5432 that
+is dropped at the end), starts both servers with uvicorn on free loopback ports with the same worker count,
+checks that they answer Q1 and Q2 with identical `data`, loads each scenario on each server and prints rps,
+p50, p99, SQL statements and upstream calls per request, and the gateway/reference throughput ratios against
+the targets. Exits 1 when a target is missed (unless --no-check) and 2 when the run itself fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.load import LoadResult, python_load, wrk_load, wrk_path
+from bench.serve_instrumented import APP_ENV, COUNTER_DIR_ENV, SQL_PATH
+
+SEED = {"customers": 1000, "products": 200, "orders": 5000, "lines_per_order": 3}
+Q2_ORDER_POSITION = 2500  # Q2 reads the 2,500th order (id 2500 in a fresh store): the middle of the data
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVERS = ("reference", "gateway")
+READY_TIMEOUT = 60.0
+
+Q1 = """query Q1 {
+  orders(first: 50) {
+    edges {
+      node {
+        id number status total { amount currency }
+        customer { id name email }
+        lines { quantity unitPrice { amount } product { id sku name price { amount } } }
+      }
+    }
+  }
+}"""
+Q2 = """query Q2($id: ID!) {
+  order(id: $id) { id number status total { amount currency } customer { id name email } }
+}"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    query: str
+    operation: str
+    target: float  # gateway rps / reference rps must be at least this
+
+    def body(self, variables: dict[str, Any]) -> bytes:
+        payload: dict[str, Any] = {"query": self.query, "operationName": self.operation}
+        if variables:
+            payload["variables"] = variables
+        return orjson.dumps(payload)
+
+
+SCENARIOS = {
+    "q1": Scenario("q1", "first 50 orders + customer, lines, products", Q1, "Q1", 15.0),
+    "q2": Scenario("q2", "one order by id + customer", Q2, "Q2", 10.0),
+}
+
+
+@dataclass
+class Row:
+    server: str
+    scenario: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    sql_per_request: float | None
+    upstream_per_request: float | None
+    generator: str
+    first_error: str | None
+
+
+class BenchError(Exception):
+    """The run could not be carried out (not a missed target)."""
+
+
+# --- the store ------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def sqlite_store(directory: Path) -> Iterator[str]:
+    yield f"sqlite+aiosqlite:///{directory / 'bench.db'}"
+
+
+@contextmanager
+def postgres_store() -> Iterator[str]:
+    import asyncpg
+
+    name = f"gw_bench_{secrets.token_hex(4)}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BenchError(f"cannot create a PostgreSQL database at 127.0.0.1:5432 as postgres: {exc}") from exc
+    print(f"created database {name}")
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        print(f"dropped database {name}")
+
+
+def gateway_cli(args: Sequence[str], env: dict[str, str]) -> str:
+    command = [sys.executable, "-m", "gateway", *args]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    if completed.returncode != 0:
+        raise BenchError(f"`gateway {' '.join(args)}` failed:\n{completed.stderr or completed.stdout}")
+    return completed.stdout.strip()
+
+
+def seed_store(env: dict[str, str]) -> None:
+    print(gateway_cli(["db", "upgrade"], env))
+    started = time.perf_counter()
+    print(
+        gateway_cli(
+            [
+                "seed",
+                "--customers",
+                str(SEED["customers"]),
+                "--products",
+                str(SEED["products"]),
+                "--orders",
+                str(SEED["orders"]),
+                "--lines-per-order",
+                str(SEED["lines_per_order"]),
+                "--reset",
+            ],
+            env,
+        )
+        + f" in {time.perf_counter() - started:.1f}s"
+    )
+
+
+def pick_order_pk(database_url: str) -> int:
+    from sqlalchemy import select
+    from sqlmodel import col
+
+    from integrations.store.engine import create_engine
+    from integrations.store.models import Order
+
+    async def query() -> int | None:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                key = col(Order.id)
+                statement = select(key).order_by(key).offset(Q2_ORDER_POSITION - 1).limit(1)
+                return (await connection.execute(statement)).scalar()
+        finally:
+            await engine.dispose()
+
+    pk = asyncio.run(query())
+    if pk is None:
+        raise BenchError(f"the store has fewer than {Q2_ORDER_POSITION} orders")
+    return pk
+
+
+def encode_order_id(pk: int) -> str:
+    from schema.ids import encode_id  # the gateway's own format, which the reference app accepts too
+
+    return encode_id("Order", pk)
+
+
+# --- the servers ----------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def graphql(self) -> str:
+        return f"{self.base}/graphql"
+
+
+@contextmanager
+def running_server(name: str, env: dict[str, str], workers: int, directory: Path) -> Iterator[Server]:
+    port = free_port()
+    log = directory / f"{name}.log"
+    server_env = {**env, APP_ENV: name, COUNTER_DIR_ENV: str(directory / f"{name}-counters")}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "bench.serve_instrumented:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--no-server-header",
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, env=server_env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Server(name, port, process, log)
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        stop(server)
+
+
+def wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise BenchError(f"{server.name} exited with {server.process.returncode}:\n{tail(server.log)}")
+            try:
+                if client.get(f"{server.base}/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+    raise BenchError(f"{server.name} was not ready within {READY_TIMEOUT:.0f}s:\n{tail(server.log)}")
+
+
+def stop(server: Server) -> None:
+    """SIGTERM the server's process group (uvicorn and its workers), SIGKILL it if it lingers."""
+    process = server.process
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def sql_totals(server: Server, settle: float = 120.0) -> dict[str, int]:
+    """The server's counters once no /graphql request is in flight (wrk leaves some behind when it stops)."""
+    deadline = time.monotonic() + settle
+    with httpx.Client(timeout=10.0, trust_env=False) as client:
+        while True:
+            response = client.get(f"{server.base}{SQL_PATH}")
+            response.raise_for_status()
+            totals: dict[str, int] = response.json()
+            if totals["active"] == 0:
+                return totals
+            if time.monotonic() > deadline:
+                raise BenchError(f"{server.name} still has {totals['active']} requests in flight after {settle:.0f}s")
+            time.sleep(0.05)
+
+
+# --- checks and load ------------------------------------------------------------------------------------------
+
+
+def post(server: Server, body: bytes) -> dict[str, Any]:
+    with httpx.Client(timeout=30.0, trust_env=False) as client:
+        response = client.post(
+            server.graphql, content=body, headers={"content-type": "application/json", "accept": "application/json"}
+        )
+    if response.status_code != 200:
+        raise BenchError(f"{server.name} answered HTTP {response.status_code}: {response.text[:500]}")
+    payload: dict[str, Any] = orjson.loads(response.content)
+    if payload.get("errors"):
+        raise BenchError(f"{server.name} answered with errors: {payload['errors']}")
+    return payload
+
+
+def expected_data(scenario: Scenario, body: bytes, servers: dict[str, Server]) -> Any:
+    """Both servers' `data` for the scenario, which must be identical and non-empty."""
+    answers = {name: post(server, body).get("data") for name, server in servers.items()}
+    gateway, reference = answers["gateway"], answers["reference"]
+    if not isinstance(gateway, dict) or gateway != reference:
+        raise BenchError(
+            f"{scenario.name}: the servers disagree\n"
+            f" gateway:   {str(gateway)[:400]}\n reference: {str(reference)[:400]}"
+        )
+    if scenario.name == "q1" and len(gateway["orders"]["edges"]) != 50:
+        raise BenchError(f"q1: expected 50 orders, got {len(gateway['orders']['edges'])}")
+    if scenario.name == "q2" and not gateway.get("order"):
+        raise BenchError("q2: the order was not found")
+    return gateway
+
+
+def data_checker(expected: Any) -> Callable[[bytes], str | None]:
+    def check(body: bytes) -> str | None:
+        data = orjson.loads(body).get("data")
+        return None if data == expected else f"unexpected data: {body[:300]!r}"
+
+    return check
+
+
+def choose_generator(requested: str) -> str:
+    if requested == "python":
+        return "python"
+    if wrk_path() is not None:
+        return "wrk"
+    if requested == "wrk":
+        raise BenchError("--generator wrk: wrk is not installed (apt-get install wrk)")
+    print(
+        "note: wrk is not installed, so the Python (httpx) load generator is used; it shares the CPU with the "
+        "server and can cap the fastest scenarios (apt-get install wrk for the reference numbers)"
+    )
+    return "python"
+
+
+def load(
+    generator: str,
+    url: str,
+    body: bytes,
+    args: argparse.Namespace,
+    *,
+    duration: float,
+    check_first: Callable[[bytes], str | None] | None,
+) -> LoadResult:
+    if generator == "wrk":
+        return wrk_load(
+            url,
+            body,
+            connections=args.connections,
+            duration=duration,
+            warmup=0,
+            threads=args.wrk_threads,
+            check_first=check_first,
+        )
+    return python_load(url, body, connections=args.connections, duration=duration, warmup=0, check_first=check_first)
+
+
+def measure(
+    server: Server, scenario: Scenario, body: bytes, generator: str, args: argparse.Namespace, expected: Any
+) -> Row:
+    """Warm up (checking the first answer), let the server drain, then load it and read its counters."""
+    check: Callable[[bytes], str | None] | None = data_checker(expected)
+    if args.warmup > 0:
+        warm = load(generator, server.graphql, body, args, duration=args.warmup, check_first=check)
+        if warm.errors:
+            raise BenchError(f"{server.name} {scenario.name}: errors while warming up: {warm.first_error}")
+        check = None
+    before = sql_totals(server)  # waits until requests abandoned by the warm-up are done
+    result = load(generator, server.graphql, body, args, duration=args.duration, check_first=check)
+    after = sql_totals(server)
+    served = after["requests"] - before["requests"]
+    statements = after["statements"] - before["statements"]
+    return Row(
+        server=server.name,
+        scenario=scenario.name,
+        rps=result.rps,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        requests=result.requests,
+        errors=result.errors,
+        sql_per_request=statements / served if served else None,
+        upstream_per_request=None,  # the gateway has no upstream services yet
+        generator=result.generator,
+        first_error=result.first_error,
+    )
+
+
+# --- output ---------------------------------------------------------------------------------------------------
+
+
+def render_table(rows: list[Row]) -> str:
+    header = ("server", "scenario", "rps", "p50 ms", "p99 ms", "SQL/req", "upstream/req", "requests", "errors")
+    lines = [header]
+    for row in rows:
+        lines.append(
+            (
+                row.server,
+                row.scenario,
+                f"{row.rps:,.1f}",
+                f"{row.p50_ms:.2f}",
+                f"{row.p99_ms:.2f}",
+                "n/a" if row.sql_per_request is None else f"{row.sql_per_request:.1f}",
+                "n/a" if row.upstream_per_request is None else f"{row.upstream_per_request:.1f}",
+                f"{row.requests:,}",
+                str(row.errors),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for index, line in enumerate(lines):
+        cells = [cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(line)]
+        out.append("  ".join(cells))
+        if index == 0:
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def ratios(rows: list[Row], scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    by_key = {(row.server, row.scenario): row for row in rows}
+    results = []
+    for scenario in scenarios:
+        gateway, reference = by_key.get(("gateway", scenario.name)), by_key.get(("reference", scenario.name))
+        if gateway is None or reference is None or reference.rps == 0:
+            continue
+        ratio = gateway.rps / reference.rps
+        results.append(
+            {"scenario": scenario.name, "ratio": ratio, "target": scenario.target, "passed": ratio >= scenario.target}
+        )
+    return results
+
+
+# --- main -----------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per scenario and server")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for each server (default 1)")
+    parser.add_argument("--scenarios", default="q1,q2", help="comma-separated: q1,q2")
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk when installed (auto), else the Python one",
+    )
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--no-check", action="store_true", help="report the ratios without failing on targets")
+    args = parser.parse_args(argv)
+    names = [name.strip().lower() for name in args.scenarios.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown or not names:
+        parser.error(f"--scenarios: unknown {', '.join(unknown) or '(none given)'}; choose from q1, q2")
+    args.scenario_list = [SCENARIOS[name] for name in dict.fromkeys(names)]
+    if not 0 < args.duration <= 300 or not 0 <= args.warmup <= 60:
+        parser.error("--duration must be in (0, 300] and --warmup in [0, 60]")
+    if not 1 <= args.connections <= 512 or not 1 <= args.workers <= 16:
+        parser.error("--connections must be in [1, 512] and --workers in [1, 16]")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    generator = choose_generator(args.generator)
+    scenarios: list[Scenario] = args.scenario_list
+    with ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gw-bench-")))
+        store = postgres_store() if args.database == "postgresql" else sqlite_store(directory)
+        database_url = stack.enter_context(store)
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "GATEWAY_ENV": "production",
+            "GATEWAY_LOG_LEVEL": "warning",
+            "PYTHONUNBUFFERED": "1",
+        }
+        seed_store(env)
+        order_id = encode_order_id(pick_order_pk(database_url))
+        bodies = {"q1": SCENARIOS["q1"].body({}), "q2": SCENARIOS["q2"].body({"id": order_id})}
+        servers = {name: stack.enter_context(running_server(name, env, args.workers, directory)) for name in SERVERS}
+        print(
+            f"servers up ({args.workers} worker(s) each): "
+            + ", ".join(f"{name} {server.base}" for name, server in servers.items())
+        )
+        expected = {s.name: expected_data(s, bodies[s.name], servers) for s in scenarios}
+        print("both servers return identical data for " + ", ".join(s.name for s in scenarios))
+        print(
+            f"load: {generator}, {args.connections} connections, {args.warmup:g}s warm-up + {args.duration:g}s "
+            f"per scenario and server, database {args.database}\n"
+        )
+        rows: list[Row] = []
+        for scenario in scenarios:
+            for name in SERVERS:
+                row = measure(servers[name], scenario, bodies[scenario.name], generator, args, expected[scenario.name])
+                rows.append(row)
+                print(
+                    f"  {name:<9} {scenario.name}: {row.rps:,.1f} rps, p50 {row.p50_ms:.2f} ms, "
+                    f"p99 {row.p99_ms:.2f} ms, {row.errors} errors",
+                    flush=True,
+                )
+    print()
+    print(render_table(rows))
+    print()
+    checks = ratios(rows, scenarios)
+    for check in checks:
+        verdict = "PASS" if check["passed"] else "FAIL"
+        print(
+            f"{check['scenario']}: gateway/reference = {check['ratio']:.2f}x (target >= {check['target']:g}x) {verdict}"
+        )
+    errors = [row for row in rows if row.errors]
+    for row in errors:
+        print(f"{row.server} {row.scenario}: {row.errors} errors, first: {row.first_error}", file=sys.stderr)
+    if args.json is not None:
+        report = {
+            "database": args.database,
+            "workers": args.workers,
+            "connections": args.connections,
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "generator": generator,
+            "seed": SEED,
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "rows": [asdict(row) for row in rows],
+            "ratios": checks,
+        }
+        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        print(f"wrote {args.json}")
+    if errors:
+        return 2
+    if args.no_check:
+        return 0
+    return 0 if all(check["passed"] for check in checks) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (BenchError, RuntimeError, httpx.HTTPError) as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
