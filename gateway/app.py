@@ -16,6 +16,7 @@ from gateway.extensions.operation_name import RequireOperationName
 from gateway.extensions.phase_codes import PhaseCodes
 from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
 from gateway.health import Check, database_check, healthz, readyz, redis_check
+from gateway.runtime import tune_garbage_collector
 from gateway.settings import Settings, load_settings
 from integrations.store.engine import create_engine, create_sessionmaker
 from schema import build_schema
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        tune_garbage_collector()
         try:
             yield
         finally:
