@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiodataloader import DataLoader
+from sqlmodel import col, select
+
+from integrations.store.session import StoreSession
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+class _Table(Protocol):
+    id: int | None
+
+
+M = TypeVar("M", bound=_Table)
 
 # PostgreSQL accepts at most 32,767 bind parameters per statement and SQLite 32,766; a batch is one parameter
 # per key, so 1,000 keeps every statement far below either limit (and the plans small).
@@ -31,7 +41,18 @@ def many_per_key(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], Has
 
 
 class BatchLoader(DataLoader[K, V]):
-    """A DataLoader with the project's batch cap; subclasses implement `batch_load_fn`."""
+    """A DataLoader over the request's store with the project's batch cap; subclasses implement `batch_load_fn`."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, store: StoreSession, **kwargs: Any) -> None:
         super().__init__(max_batch_size=MAX_BATCH_SIZE, **kwargs)
+        self.store = store
+
+
+class ByIdLoader(BatchLoader[int, M | None]):
+    """Rows of `model` by primary key: one ``WHERE id IN (...)`` per batch, None for a missing id."""
+
+    model: type[M]
+
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[M | None]:
+        rows = await self.store.scalars(select(self.model).where(col(self.model.id).in_(keys)))
+        return one_per_key(keys, rows, lambda row: row.id)

@@ -1,19 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlmodel import col, select
-
 from integrations.store.models import Customer
-from integrations.store.session import StoreSession
-from resolvers.batching import BatchLoader, one_per_key
+from resolvers.batching import ByIdLoader
 
 
-class CustomerByIdLoader(BatchLoader[int, Customer | None]):
-    def __init__(self, store: StoreSession) -> None:
-        super().__init__()
-        self.store = store
-
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[Customer | None]:
-        rows = await self.store.scalars(select(Customer).where(col(Customer.id).in_(keys)))
-        return one_per_key(keys, rows, lambda row: row.id)
+class CustomerByIdLoader(ByIdLoader[Customer]):
+    model = Customer

@@ -10,26 +10,15 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from integrations.store.models import Order, OrderLine
-from integrations.store.session import StoreSession
-from resolvers.batching import BatchLoader, many_per_key, one_per_key
+from resolvers.batching import BatchLoader, ByIdLoader, many_per_key
 from resolvers.pagination import Page, PageRequest, to_page
 
 
-class OrderByIdLoader(BatchLoader[int, Order | None]):
-    def __init__(self, store: StoreSession) -> None:
-        super().__init__()
-        self.store = store
-
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[Order | None]:
-        rows = await self.store.scalars(select(Order).where(col(Order.id).in_(keys)))
-        return one_per_key(keys, rows, lambda row: row.id)
+class OrderByIdLoader(ByIdLoader[Order]):
+    model = Order
 
 
 class OrderLinesByOrderIdLoader(BatchLoader[int, list[OrderLine]]):
-    def __init__(self, store: StoreSession) -> None:
-        super().__init__()
-        self.store = store
-
     async def batch_load_fn(self, keys: Sequence[int]) -> list[list[OrderLine]]:
         statement = select(OrderLine).where(col(OrderLine.order_id).in_(keys)).order_by(col(OrderLine.id))
         return many_per_key(keys, await self.store.scalars(statement), lambda row: row.order_id)
@@ -41,10 +30,6 @@ class OrdersByCustomerIdLoader(BatchLoader[tuple[int, PageRequest], Page[Order]]
     All customers asking for the same page arguments share one statement: a window function numbers each
     customer's orders and the outer query keeps the first `size + 1` of each.
     """
-
-    def __init__(self, store: StoreSession) -> None:
-        super().__init__()
-        self.store = store
 
     async def batch_load_fn(self, keys: Sequence[tuple[int, PageRequest]]) -> list[Page[Order]]:
         by_request: defaultdict[PageRequest, list[int]] = defaultdict(list)
@@ -79,10 +64,6 @@ def _pages_statement(customer_ids: list[int], request: PageRequest) -> Select[Or
 
 
 class OrderCountByCustomerIdLoader(BatchLoader[int, int]):
-    def __init__(self, store: StoreSession) -> None:
-        super().__init__()
-        self.store = store
-
     async def batch_load_fn(self, keys: Sequence[int]) -> list[int]:
         statement = (
             select(col(Order.customer_id), func.count())
