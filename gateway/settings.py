@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -32,6 +32,28 @@ class Settings(BaseSettings):
     graphiql: bool | None = Field(None, alias="GATEWAY_GRAPHIQL", description="default: on in development only")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="GATEWAY_LOG_LEVEL")
 
+    # Payments: the embedded `local` ledger by default, Stripe's API when configured.
+    payments_provider: Literal["local", "stripe"] = Field("local", alias="PAYMENTS_PROVIDER")
+    stripe_api_key: SecretStr | None = Field(None, alias="STRIPE_API_KEY")
+    stripe_api_base: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE")
+    stripe_api_version: str = Field("2024-06-20", alias="STRIPE_API_VERSION", min_length=10)
+    stripe_webhook_secret: SecretStr | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
+    payments_connect_timeout: float = Field(2.0, alias="PAYMENTS_CONNECT_TIMEOUT", gt=0, le=60)
+    payments_read_timeout: float = Field(10.0, alias="PAYMENTS_READ_TIMEOUT", gt=0, le=120)
+    payments_max_connections: int = Field(20, alias="PAYMENTS_MAX_CONNECTIONS", ge=1, le=1000)
+    payments_max_concurrency: int = Field(20, alias="PAYMENTS_MAX_CONCURRENCY", ge=1, le=1000)
+    payments_retries: int = Field(2, alias="PAYMENTS_RETRIES", ge=0, le=10)
+    payments_breaker_failures: int = Field(5, alias="PAYMENTS_BREAKER_FAILURES", ge=1, le=1000)
+    payments_breaker_cooldown: float = Field(30.0, alias="PAYMENTS_BREAKER_COOLDOWN", gt=0, le=3600)
+    payment_cache_ttl: float = Field(15.0, alias="PAYMENTS_CACHE_TTL", ge=0, le=3600)
+
+    # Email: delivered from the transactional outbox by a worker (in the app, or `gateway worker`).
+    email_url: str = Field("file://./var/mail", alias="EMAIL_URL")
+    email_from: str = Field("Gateway Shop <no-reply@gateway.local>", alias="EMAIL_FROM", min_length=3)
+    email_max_attempts: int = Field(8, alias="EMAIL_MAX_ATTEMPTS", ge=1, le=100)
+    email_worker: bool = Field(True, alias="GATEWAY_EMAIL_WORKER", description="deliver the outbox inside the app")
+    email_poll_interval: float = Field(1.0, alias="EMAIL_POLL_INTERVAL", gt=0, le=3600)
+
     @field_validator("database_url")
     @classmethod
     def _async_database_url(cls, value: str) -> str:
@@ -54,6 +76,26 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss://, unix:// or redis+cluster://")
         return value
 
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("email_url")
+    @classmethod
+    def _email_scheme(cls, value: str) -> str:
+        if value.split("://", 1)[0] not in {"smtp", "smtps", "file", "console"}:
+            raise ValueError("must start with smtp://, smtps://, file:// or console://")
+        return value
+
+    @model_validator(mode="after")
+    def _provider_configured(self) -> Settings:
+        if self.payments_provider == "stripe" and self.stripe_api_key is None:
+            raise ValueError("STRIPE_API_KEY is required when PAYMENTS_PROVIDER=stripe")
+        return self
+
     @property
     def production(self) -> bool:
         return self.env == "production"
@@ -72,7 +114,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = str(error["loc"][0]) if error["loc"] else "settings"
-        alias = Settings.model_fields[name].alias if name in Settings.model_fields else None
         message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a rule across settings; the message names them
+            raise SettingsError(f"invalid settings: {message}") from None
+        name = str(error["loc"][0])
+        alias = Settings.model_fields[name].alias if name in Settings.model_fields else None
         raise SettingsError(f"invalid setting {alias or name}: {message}") from None

@@ -3,9 +3,11 @@
 ::
 
     GatewayError
-    ├── UserInputError        a client's mistake in one field (becomes a `userErrors` entry or a coded error)
-    ├── NotFoundError         a referenced object does not exist
-    └── StoreUnavailableError the database cannot be reached
+    ├── UserInputError            a client's mistake in one field (becomes a `userErrors` entry or a coded error)
+    ├── NotFoundError             a referenced object does not exist
+    ├── StoreUnavailableError     the database cannot be reached
+    ├── UpstreamError             a third-party service refused a request (a 4xx that retrying cannot fix)
+    └── UpstreamUnavailableError  a third-party service is down, too slow, overloaded or its circuit is open
 
 Codes are stable strings: clients switch on them, so they are never renamed.
 """
@@ -29,6 +31,17 @@ class ErrorCode(StrEnum):
     INVALID_ID = "INVALID_ID"
     INVALID_CURSOR = "INVALID_CURSOR"
     PAGE_SIZE_EXCEEDED = "PAGE_SIZE_EXCEEDED"
+    INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    CARD_DECLINED = "CARD_DECLINED"
+    PAYMENT_REQUIRES_ACTION = "PAYMENT_REQUIRES_ACTION"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    REFUND_EXCEEDS_CAPTURED = "REFUND_EXCEEDS_CAPTURED"
+    INVALID_STATE = "INVALID_STATE"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    PAYMENT_PROVIDER_UNAVAILABLE = "PAYMENT_PROVIDER_UNAVAILABLE"
 
 
 class GatewayError(Exception):
@@ -65,3 +78,38 @@ class NotFoundError(GatewayError):
 
 class StoreUnavailableError(GatewayError):
     """The database could not be reached (connection refused, timeout)."""
+
+
+class UpstreamError(GatewayError):
+    """A third-party service answered with a refusal that retrying cannot fix (a 4xx).
+
+    `upstream` names the service ("payments"); `status` is its HTTP status; `upstream_code` is its own error code
+    (e.g. Stripe's ``card_declined``) when it gave one. The message never contains credentials.
+    """
+
+    code = ErrorCode.UPSTREAM_ERROR
+
+    def __init__(
+        self,
+        upstream: str,
+        message: str,
+        *,
+        status: int | None = None,
+        upstream_code: str | None = None,
+        code: ErrorCode | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.upstream = upstream
+        self.status = status
+        self.upstream_code = upstream_code
+
+
+class UpstreamUnavailableError(GatewayError):
+    """A third-party service could not answer: connection refused, timeout, 5xx after retries, circuit open,
+    or too many calls already in flight. Callers degrade (null field + coded error), never crash."""
+
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+    def __init__(self, upstream: str, message: str, *, code: ErrorCode | None = None) -> None:
+        super().__init__(message, code=code)
+        self.upstream = upstream

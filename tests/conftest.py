@@ -30,7 +30,18 @@ from integrations.store.session import StoreSession
 from tests.support.services import unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("order_line", "order", "product", "customer")
+TABLES = (
+    "webhook_event",
+    "local_refund",
+    "local_payment_intent",
+    "email_outbox",
+    "payment",
+    "idempotency_record",
+    "order_line",
+    "order",
+    "product",
+    "customer",
+)
 BACKENDS = ("sqlite", "postgresql")
 
 

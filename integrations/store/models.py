@@ -49,7 +49,29 @@ class OrderStatus(StrEnum):
     REFUNDED = "REFUNDED"
 
 
-_STATUSES = ", ".join(f"'{s.value}'" for s in OrderStatus)
+class PaymentStatus(StrEnum):
+    """Provider-neutral payment state (Stripe's PaymentIntent statuses folded into what the graph shows)."""
+
+    PROCESSING = "PROCESSING"
+    REQUIRES_ACTION = "REQUIRES_ACTION"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
+    REFUNDED = "REFUNDED"
+
+
+class EmailStatus(StrEnum):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+
+
+def _one_of(enum: type[StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum)
+
+
+_STATUSES = _one_of(OrderStatus)
 EMAIL_MAX = 254
 NAME_MAX = 200
 SKU_MAX = 64
@@ -133,3 +155,141 @@ class OrderLine(Base, table=True):
     )
     quantity: int = Field(sa_column=Column(Integer, nullable=False))
     unit_price: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class IdempotencyRecord(Base, table=True):
+    """A client's idempotency key for one operation, claimed in the same transaction as the work it guards.
+
+    The unique (operation, key) pair is what makes 50 concurrent identical requests produce one order: every
+    request but one fails to insert its record and reads the winner's result instead.
+    """
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (
+        UniqueConstraint("operation", "key"),
+        CheckConstraint("length(key) > 0", name="key_not_empty"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    operation: str = Field(sa_column=Column(String(32), nullable=False))
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    order_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("order.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class Payment(Base, table=True):
+    """The gateway's record of an order's payment at a provider; the provider's own data is read live."""
+
+    __tablename__ = "payment"
+    __table_args__ = (
+        UniqueConstraint("order_id"),
+        UniqueConstraint("provider", "reference"),
+        UniqueConstraint("idempotency_key"),
+        CheckConstraint(f"status IN ({_one_of(PaymentStatus)})", name="status_known"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint("refunded >= 0 AND refunded <= amount", name="refunded_within_amount"),
+        CheckConstraint("length(currency) = 3", name="currency_iso4217"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    order_id: int = Field(sa_column=Column(Integer, ForeignKey("order.id", ondelete="CASCADE"), nullable=False))
+    provider: str = Field(sa_column=Column(String(16), nullable=False))
+    reference: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    idempotency_key: str = Field(sa_column=Column(String(64), nullable=False))
+    status: PaymentStatus = Field(sa_column=Column(String(32), nullable=False))
+    amount: int = Field(sa_column=Column(Integer, nullable=False))
+    refunded: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    failure_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class OutboxEmail(Base, table=True):
+    """A transactional email, written in the same transaction as the change it reports (the outbox pattern).
+
+    The delivery worker claims a row by setting `locked_until` (a lease): a worker killed mid-send leaves a lease
+    that expires, and the row is sent again (at least once; receivers deduplicate by `message_id`).
+    """
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        CheckConstraint(f"status IN ({_one_of(EmailStatus)})", name="status_known"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index(None, "status", "next_attempt_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    order_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("order.id", ondelete="CASCADE"), nullable=True, index=True),
+    )
+    kind: str = Field(sa_column=Column(String(64), nullable=False))
+    message_id: str = Field(sa_column=Column(String(255), nullable=False))
+    recipient: str = Field(sa_column=Column(String(EMAIL_MAX), nullable=False))
+    subject: str = Field(sa_column=Column(String(255), nullable=False))
+    text_body: str = Field(sa_column=Column(Text, nullable=False))
+    html_body: str = Field(sa_column=Column(Text, nullable=False))
+    status: EmailStatus = Field(sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    locked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class WebhookEvent(Base, table=True):
+    """A provider event already applied; its id makes a replayed delivery a no-op."""
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (UniqueConstraint("provider", "event_id"), {"sqlite_autoincrement": True})
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    provider: str = Field(sa_column=Column(String(16), nullable=False))
+    event_id: str = Field(sa_column=Column(String(255), nullable=False))
+    type: str = Field(sa_column=Column(String(64), nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class LocalPaymentIntent(Base, table=True):
+    """The `local` payment provider's ledger: a test-mode stand-in for Stripe's PaymentIntents."""
+
+    __tablename__ = "local_payment_intent"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_refunded >= 0 AND amount_refunded <= amount", name="refunded_within_amount"),
+    )
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    amount: int = Field(sa_column=Column(Integer, nullable=False))
+    amount_refunded: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    payment_method: str = Field(sa_column=Column(String(255), nullable=False))
+    status: str = Field(sa_column=Column(String(32), nullable=False))
+    failure_code: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    failure_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    order_reference: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class LocalRefund(Base, table=True):
+    __tablename__ = "local_refund"
+    __table_args__ = (UniqueConstraint("idempotency_key"), CheckConstraint("amount > 0", name="amount_positive"))
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    payment_intent_id: str = Field(
+        sa_column=Column(String(64), ForeignKey("local_payment_intent.id"), nullable=False, index=True)
+    )
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    amount: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
