@@ -17,7 +17,9 @@ from gateway.extensions.phase_codes import PhaseCodes
 from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
 from gateway.health import Check, database_check, healthz, readyz, redis_check
 from gateway.runtime import tune_garbage_collector
+from gateway.services import running_services
 from gateway.settings import Settings, load_settings
+from gateway.webhooks import StripeWebhookEndpoint
 from integrations.store.engine import create_engine, create_sessionmaker
 from schema import build_schema
 
@@ -35,9 +37,10 @@ def create_app(settings: Settings) -> Starlette:
             lambda: ValidationCache(maxsize=cache_size),
         ]
     )
+    sessionmaker = create_sessionmaker(engine)
     endpoint = GraphQLEndpoint(
         schema,
-        create_sessionmaker(engine),
+        sessionmaker,
         max_body_bytes=settings.max_body_bytes,
         graphiql=settings.graphiql_enabled,
         expose_internal_errors=not settings.production,
@@ -49,11 +52,23 @@ def create_app(settings: Settings) -> Starlette:
         redis = Redis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         checks["redis"] = redis_check(redis)
 
+    webhooks = (
+        StripeWebhookEndpoint(settings.stripe_webhook_secret.get_secret_value())
+        if settings.stripe_webhook_secret is not None
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         tune_garbage_collector()
         try:
-            yield
+            async with running_services(settings, sessionmaker, start_worker=settings.email_worker) as running:
+                endpoint.services = running.services
+                if webhooks is not None:
+                    webhooks.services = running.services
+                _app.state.services = running.services
+                _app.state.outbox_worker = running.worker
+                yield
         finally:
             if redis is not None:
                 await redis.aclose()
@@ -64,6 +79,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(checks), methods=["GET"]),
     ]
+    if webhooks is not None:
+        routes.append(Route("/webhooks/stripe", webhooks, methods=["POST", "GET", "PUT", "PATCH", "DELETE"]))
     if settings.graphiql_enabled:
         routes.append(Mount(STATIC_PREFIX, app=graphiql_static_app()))
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -23,6 +23,7 @@ from gateway.errors import BAD_USER_INPUT, format_error, is_request_error, reque
 from gateway.graphiql import render_graphiql
 from gateway.request import RequestError, read_params, response_media_type, wants_html
 from integrations.store.session import StoreSession
+from resolvers.services import Services
 from schema.context import Context
 
 logger = logging.getLogger("gateway.endpoint")
@@ -46,6 +47,8 @@ class GraphQLEndpoint:
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
         self.expose_internal_errors = expose_internal_errors
+        self.services: Services | None = None
+        """Set by the app's lifespan once the payment provider, cache and worker are open."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handle(Request(scope, receive))
@@ -64,7 +67,9 @@ class GraphQLEndpoint:
         except RequestError as error:
             return _error(error.status, error.message, headers=error.headers, media_type=media_type)
 
-        context = Context(store=StoreSession(self.sessionmaker))
+        if self.services is None:
+            return _error(503, "The gateway is starting", code="SERVICE_UNAVAILABLE", media_type=media_type)
+        context = Context(store=StoreSession(self.sessionmaker), services=self.services)
         try:
             result = await self.schema.execute(
                 params.query,

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     graphiql: bool | None = Field(None, alias="GATEWAY_GRAPHIQL", description="default: on in development only")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="GATEWAY_LOG_LEVEL")
 
+    cache_prefix: str = Field("gw:", alias="GATEWAY_CACHE_PREFIX", max_length=64)
+
     # Payments: the embedded `local` ledger by default, Stripe's API when configured.
     payments_provider: Literal["local", "stripe"] = Field("local", alias="PAYMENTS_PROVIDER")
     stripe_api_key: SecretStr | None = Field(None, alias="STRIPE_API_KEY")
@@ -49,6 +51,7 @@ class Settings(BaseSettings):
 
     # Email: delivered from the transactional outbox by a worker (in the app, or `gateway worker`).
     email_url: str = Field("file://./var/mail", alias="EMAIL_URL")
+    shop_name: str = Field("Gateway Shop", alias="GATEWAY_SHOP_NAME", min_length=1, max_length=100)
     email_from: str = Field("Gateway Shop <no-reply@gateway.local>", alias="EMAIL_FROM", min_length=3)
     email_max_attempts: int = Field(8, alias="EMAIL_MAX_ATTEMPTS", ge=1, le=100)
     email_worker: bool = Field(True, alias="GATEWAY_EMAIL_WORKER", description="deliver the outbox inside the app")

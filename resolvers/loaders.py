@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from integrations.store.session import StoreSession
 from resolvers.customer.loaders import CustomerByIdLoader
 from resolvers.order.loaders import (
+    EmailsByOrderIdLoader,
     OrderByIdLoader,
     OrderCountByCustomerIdLoader,
     OrderLinesByOrderIdLoader,
     OrdersByCustomerIdLoader,
 )
+from resolvers.payment.loaders import PaymentByOrderIdLoader, ProviderPaymentByReferenceLoader
 from resolvers.product.loaders import ProductByIdLoader
+from resolvers.services import Services
 
 
 @dataclass(frozen=True)
@@ -23,9 +26,12 @@ class Loaders:
     order_lines_by_order_id: OrderLinesByOrderIdLoader
     orders_by_customer_id: OrdersByCustomerIdLoader
     order_count_by_customer_id: OrderCountByCustomerIdLoader
+    emails_by_order_id: EmailsByOrderIdLoader
+    payment_by_order_id: PaymentByOrderIdLoader
+    provider_payment_by_reference: ProviderPaymentByReferenceLoader
 
     @classmethod
-    def create(cls, store: StoreSession) -> Loaders:
+    def create(cls, store: StoreSession, services: Services) -> Loaders:
         return cls(
             customer_by_id=CustomerByIdLoader(store),
             product_by_id=ProductByIdLoader(store),
@@ -33,4 +39,7 @@ class Loaders:
             order_lines_by_order_id=OrderLinesByOrderIdLoader(store),
             orders_by_customer_id=OrdersByCustomerIdLoader(store),
             order_count_by_customer_id=OrderCountByCustomerIdLoader(store),
+            emails_by_order_id=EmailsByOrderIdLoader(store),
+            payment_by_order_id=PaymentByOrderIdLoader(store),
+            provider_payment_by_reference=ProviderPaymentByReferenceLoader(services),
         )

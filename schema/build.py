@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 from schema.customer.mutations import CustomerMutation
 from schema.customer.queries import CustomerQuery
 from schema.node_query import NodeQuery
+from schema.order.mutations import OrderMutation
 from schema.order.queries import OrderQuery
 from schema.product.mutations import ProductMutation
 from schema.product.queries import ProductQuery
@@ -27,7 +28,7 @@ class Query(NodeQuery, CustomerQuery, ProductQuery, OrderQuery):
 
 
 @strawberry.type(description="Change the commerce graph. Input problems come back as `userErrors`.")
-class Mutation(CustomerMutation, ProductMutation):
+class Mutation(CustomerMutation, ProductMutation, OrderMutation):
     pass
 
 

@@ -1,4 +1,5 @@
-"""What every resolver receives as `info.context`: the request's store session and loaders."""
+"""What every resolver receives as `info.context`: the request's store session, the shared services and the
+request's loaders."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from strawberry.types import Info as StrawberryInfo
 
 from integrations.store.session import StoreSession
 from resolvers.loaders import Loaders
+from resolvers.services import Services
 
 
 @dataclass
 class Context:
     store: StoreSession
+    services: Services
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders.create(self.store)
+        self.loaders = Loaders.create(self.store, self.services)
 
 
 Info = StrawberryInfo[Context, None]

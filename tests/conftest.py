@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 from integrations.store import migrate
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.session import StoreSession
@@ -43,6 +44,7 @@ TABLES = (
     "customer",
 )
 BACKENDS = ("sqlite", "postgresql")
+SETTING_NAMES = frozenset(str(field.alias) for field in Settings.model_fields.values() if field.alias)
 
 
 @pytest.fixture(scope="session")
@@ -167,17 +169,40 @@ class GraphQLClient:
         return data
 
 
-@pytest.fixture
-async def client(store_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[GraphQLClient]:
-    for name in ("DATABASE_URL", "REDIS_URL", "GATEWAY_ENV"):
-        monkeypatch.delenv(name, raising=False)
-    app = create_app(load_settings(DATABASE_URL=store_url, _env_file=None))
+@asynccontextmanager
+async def serve_in_process(settings: Settings) -> AsyncIterator[GraphQLClient]:
+    """The real app (lifespan included) behind httpx's ASGI transport."""
+    app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
     ):
         yield GraphQLClient(app, http)
+
+
+def test_settings(store_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for an in-process app: this test's store, mail to a temporary directory, no outbox worker."""
+    values: dict[str, object] = {
+        "DATABASE_URL": store_url,
+        "EMAIL_URL": f"file://{tmp_path / 'mail'}",
+        "GATEWAY_EMAIL_WORKER": False,
+        "_env_file": None,
+    }
+    return load_settings(**(values | overrides))
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests configure the app explicitly; the developer's environment must not leak in."""
+    for name in SETTING_NAMES & set(os.environ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+async def client(store_url: str, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
+    async with serve_in_process(test_settings(store_url, tmp_path)) as client:
+        yield client
 
 
 @pytest.fixture

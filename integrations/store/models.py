@@ -205,7 +205,10 @@ class Payment(Base, table=True):
     amount: int = Field(sa_column=Column(Integer, nullable=False))
     refunded: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     currency: str = Field(sa_column=Column(String(3), nullable=False))
+    failure_code: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     failure_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    locked_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    """While set and in the future, one request is talking to the provider about this payment."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 

@@ -9,7 +9,7 @@ from sqlalchemy import Select, func
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from integrations.store.models import Order, OrderLine
+from integrations.store.models import Order, OrderLine, OutboxEmail
 from resolvers.batching import BatchLoader, ByIdLoader, many_per_key
 from resolvers.pagination import Page, PageRequest, to_page
 
@@ -72,3 +72,9 @@ class OrderCountByCustomerIdLoader(BatchLoader[int, int]):
         )
         counts = {customer_id: n for customer_id, n in await self.store.rows(statement)}
         return [counts.get(key, 0) for key in keys]
+
+
+class EmailsByOrderIdLoader(BatchLoader[int, list[OutboxEmail]]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[OutboxEmail]]:
+        statement = select(OutboxEmail).where(col(OutboxEmail.order_id).in_(keys)).order_by(col(OutboxEmail.id))
+        return many_per_key(keys, await self.store.scalars(statement), lambda row: row.order_id)

@@ -7,9 +7,11 @@ import strawberry
 from integrations.store import models
 from schema.context import Info
 from schema.customer.types import Customer
+from schema.email.types import EmailMessage
 from schema.ids import encode_id
 from schema.money import Money
 from schema.node import Node
+from schema.payment.types import Payment
 from schema.product.types import Product
 
 OrderStatus = strawberry.enum(
@@ -74,3 +76,21 @@ class Order(Node):
     async def lines(self, info: Info) -> list[OrderLine]:
         rows = await info.context.loaders.order_lines_by_order_id.load(self.pk)
         return [OrderLine.from_row(row, self.total.currency) for row in rows]
+
+    @strawberry.field(
+        description="The order's payment as the provider reports it now (cached briefly). Null when the order has "
+        "no payment, or, with an error coded PAYMENT_PROVIDER_UNAVAILABLE, when the provider cannot be reached."
+    )
+    async def payment(self, info: Info) -> Payment | None:
+        row = await info.context.loaders.payment_by_order_id.load(self.pk)
+        if row is None:
+            return None
+        if row.reference is None or row.provider != info.context.services.payments.name:
+            return Payment.from_row(row)
+        current = await info.context.loaders.provider_payment_by_reference.load(row.reference)
+        return Payment.from_provider(row, current)
+
+    @strawberry.field(description="Transactional emails about this order, oldest first.")
+    async def emails(self, info: Info) -> list[EmailMessage]:
+        rows = await info.context.loaders.emails_by_order_id.load(self.pk)
+        return [EmailMessage.from_row(row) for row in rows]

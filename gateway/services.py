@@ -1,0 +1,112 @@
+"""Build the long-lived collaborators from settings: payment provider, cache store, email outbox worker.
+
+Everything here is opened by the app's lifespan (or a CLI command) and closed by it; nothing below `gateway/`
+reads a setting, it receives these objects instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.utils import parseaddr
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.settings import Settings
+from integrations.cache import cache_from_url
+from integrations.email.backends import email_backend
+from integrations.http import Upstream
+from integrations.payments.base import PaymentProvider
+from integrations.payments.local import LocalPaymentProvider
+from integrations.payments.stripe import StripePaymentProvider, stripe_config
+from resolvers.email.delivery import OutboxWorker
+from resolvers.services import Services
+
+logger = logging.getLogger("gateway.services")
+
+
+def payment_provider(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> PaymentProvider:
+    if settings.payments_provider == "local":
+        return LocalPaymentProvider(sessionmaker)
+    assert settings.stripe_api_key is not None  # enforced by Settings
+    config = stripe_config(
+        api_key=settings.stripe_api_key.get_secret_value(),
+        api_base=settings.stripe_api_base,
+        api_version=settings.stripe_api_version,
+        connect_timeout=settings.payments_connect_timeout,
+        read_timeout=settings.payments_read_timeout,
+        max_connections=settings.payments_max_connections,
+        max_concurrency=settings.payments_max_concurrency,
+        retries=settings.payments_retries,
+        breaker_failures=settings.payments_breaker_failures,
+        breaker_cooldown=settings.payments_breaker_cooldown,
+    )
+    return StripePaymentProvider(Upstream(config))
+
+
+def payment_lease(settings: Settings) -> float:
+    """Long enough for every attempt of one provider call to time out, with a margin."""
+    attempt = settings.payments_connect_timeout + settings.payments_read_timeout
+    return attempt * (settings.payments_retries + 1) + 5.0
+
+
+def email_domain(sender: str) -> str:
+    """The domain of the From address, for Message-IDs (``Shop <no-reply@shop.example>`` → ``shop.example``)."""
+    address = parseaddr(sender)[1]
+    domain = address.rpartition("@")[2].strip().lower()
+    return domain or "gateway.local"
+
+
+def outbox_worker(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> OutboxWorker:
+    return OutboxWorker(
+        sessionmaker,
+        email_backend(settings.email_url),
+        sender=settings.email_from,
+        max_attempts=settings.email_max_attempts,
+    )
+
+
+@dataclass
+class Running:
+    services: Services
+    worker: OutboxWorker | None
+
+
+@asynccontextmanager
+async def running_services(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], *, start_worker: bool
+) -> AsyncIterator[Running]:
+    """Open the services (and the outbox worker when asked); close them all on exit, in reverse order."""
+    payments = payment_provider(settings, sessionmaker)
+    cache = cache_from_url(settings.redis_url, prefix=settings.cache_prefix)
+    services = Services(
+        sessionmaker=sessionmaker,
+        payments=payments,
+        cache=cache,
+        payment_cache_ttl=settings.payment_cache_ttl,
+        payment_lease=payment_lease(settings),
+        email_domain=email_domain(settings.email_from),
+        shop_name=settings.shop_name,
+    )
+    worker = outbox_worker(settings, sessionmaker) if start_worker else None
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop, settings.email_poll_interval)) if worker is not None else None
+    try:
+        yield Running(services=services, worker=worker)
+    finally:
+        stop.set()
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if worker is not None:
+            await worker.backend.aclose()
+        await payments.aclose()
+        await cache.aclose()

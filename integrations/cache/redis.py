@@ -1,0 +1,87 @@
+"""Redis (redis.asyncio): one pooled client, short timeouts, failing open.
+
+A Redis that is down or slow turns reads into misses and drops writes, logged (at most once per minute) and
+counted in `failures`; the client reconnects by itself when Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+logger = logging.getLogger("integrations.cache")
+
+TIMEOUT = 0.05
+FAILURES = (RedisError, RedisClusterException, OSError)
+"""What a call to Redis may raise when Redis is away; `RedisClusterException` is not a `RedisError`."""
+
+
+class RedisCache:
+    def __init__(self, client: Redis | RedisCluster, *, prefix: str = "gw:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self.failures = 0
+        self._last_warning = 0.0
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "gw:", timeout: float = TIMEOUT) -> RedisCache:
+        if url.startswith("redis+cluster://"):
+            cluster = RedisCluster.from_url(
+                "redis://" + url.removeprefix("redis+cluster://"),
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+            )
+            return cls(cluster, prefix=prefix)
+        return cls(Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout), prefix=prefix)
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value = await self._client.get(self._prefix + key)
+        except FAILURES as exc:
+            self._failed("get", exc)
+            return None
+        return value if isinstance(value, bytes) else None
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            names = [self._prefix + key for key in keys]
+            if isinstance(self._client, RedisCluster):  # keys live in many slots: one MGET per slot
+                values = await self._client.mget_nonatomic(names)
+            else:
+                values = await self._client.mget(names)
+        except FAILURES as exc:
+            self._failed("mget", exc)
+            return [None] * len(keys)
+        return [value if isinstance(value, bytes) else None for value in values]
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        try:
+            await self._client.set(self._prefix + key, value, px=max(1, int(ttl * 1000)))
+        except FAILURES as exc:
+            self._failed("set", exc)
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        try:
+            await self._client.delete(*(self._prefix + key for key in keys))
+        except FAILURES as exc:
+            self._failed("delete", exc)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if now - self._last_warning > 60:
+            self._last_warning = now
+            logger.warning("cache: redis %s failed (%s); serving without the cache", operation, type(exc).__name__)
