@@ -1,4 +1,4 @@
-"""The `gateway` command: serve, db upgrade/downgrade, seed, schema export/check."""
+"""The `gateway` command: serve, db upgrade/downgrade, seed, worker, schema export/check."""
 
 from __future__ import annotations
 
@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--reset", action="store_true", help="delete all existing data first")
     seed.set_defaults(run=_seed)
 
+    worker = commands.add_parser(
+        "worker",
+        help="deliver the email outbox",
+        description="Deliver queued emails until interrupted (SIGINT/SIGTERM). Several workers may run at once; "
+        "the app also runs one unless GATEWAY_EMAIL_WORKER=false.",
+    )
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    worker.set_defaults(run=_worker)
+
     schema = commands.add_parser(
         "schema",
         help="schema.graphql export and drift check",
@@ -131,27 +140,66 @@ def _db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.services import running_services
     from integrations.store.engine import create_engine, create_sessionmaker
     from integrations.store.session import StoreSession
-    from resolvers.seed import SeedSize, seed
+    from resolvers.seed import SeedSize, seed, seed_payments
 
     async def run() -> str:
         engine = create_engine(settings.database_url)
-        store = StoreSession(create_sessionmaker(engine))
+        sessionmaker = create_sessionmaker(engine)
+        store = StoreSession(sessionmaker)
         try:
             size = SeedSize(args.customers, args.products, args.orders, args.lines_per_order)
             report = await seed(store, size, reset=args.reset)
+            if report.skipped:
+                return "store already has data; left as it is (use --reset to replace it)"
+            async with running_services(settings, sessionmaker, start_worker=False) as running:
+                placed = await seed_payments(store, running.services)
         finally:
             await store.close()
             await engine.dispose()
-        if report.skipped:
-            return "store already has data; left as it is (use --reset to replace it)"
-        return (
+        lines = [
             f"seeded {report.customers} customers, {report.products} products, "
-            f"{report.orders} orders, {report.lines} order lines"
-        )
+            f"{report.orders} orders, {report.lines} order lines",
+            f"placed {len(placed)} orders through the {settings.payments_provider} payment provider:",
+            *(f"  {line}" for line in placed),
+        ]
+        return "\n".join(lines)
 
     print(asyncio.run(run()))
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from gateway.services import outbox_worker
+    from integrations.store.engine import create_engine, create_sessionmaker
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        worker = outbox_worker(settings, create_sessionmaker(engine))
+        delivered = 0
+        try:
+            if args.once:
+                while handled := await worker.run_once():
+                    delivered += handled
+            else:
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(signum, stop.set)
+                print("email worker running; stop with Ctrl-C", flush=True)
+                await worker.run(stop, settings.email_poll_interval)
+        finally:
+            await worker.backend.aclose()
+            await engine.dispose()
+        return delivered
+
+    handled = asyncio.run(run())
+    if args.once:
+        print(f"handled {handled} emails")
     return 0
 
 

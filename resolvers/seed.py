@@ -9,12 +9,28 @@ from typing import Any
 
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
-from integrations.store.models import Customer, Order, OrderLine, OrderStatus, Product
+from integrations.errors import GatewayError
+from integrations.store.models import (
+    Customer,
+    IdempotencyRecord,
+    LocalPaymentIntent,
+    LocalRefund,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OutboxEmail,
+    Payment,
+    Product,
+    WebhookEvent,
+)
 from integrations.store.session import StoreSession
 from integrations.store.types import utcnow
 from resolvers.order.numbers import new_order_number
+from resolvers.order.placement import LineRequest, PlaceOrderRequest, place_order
+from resolvers.order.refunds import refund_order
+from resolvers.services import Services
 
 FIRST = [
     "Ada",
@@ -120,7 +136,18 @@ async def seed(store: StoreSession, size: SeedSize, *, reset: bool = False, rand
     rng = random.Random(random_seed)
     async with store.transaction() as session:
         if reset:
-            for table in (OrderLine, Order, Product, Customer):
+            for table in (
+                WebhookEvent,
+                LocalRefund,
+                LocalPaymentIntent,
+                OutboxEmail,
+                Payment,
+                IdempotencyRecord,
+                OrderLine,
+                Order,
+                Product,
+                Customer,
+            ):
                 await session.execute(delete(table))
         elif (await session.scalar(select(func.count()).select_from(Customer))) or 0:
             return SeedReport(0, 0, 0, 0, skipped=True)
@@ -176,6 +203,57 @@ async def seed(store: StoreSession, size: SeedSize, *, reset: bool = False, rand
         ]
         await session.execute(insert(OrderLine), line_rows)
     return SeedReport(len(customer_ids), len(product_ids), len(order_ids), len(line_rows))
+
+
+@dataclass(frozen=True)
+class DemoOrder:
+    key: str
+    payment_method: str
+    refund: int | None = None
+    """None: no refund; 0: refund everything; n: refund n minor units."""
+
+
+DEMO_ORDERS = (
+    DemoOrder("seed-paid-1", "pm_card_visa"),
+    DemoOrder("seed-paid-2", "pm_card_mastercard"),
+    DemoOrder("seed-declined", "pm_card_chargeDeclined"),
+    DemoOrder("seed-refunded", "pm_card_visa", refund=0),
+    DemoOrder("seed-partially-refunded", "pm_card_visa", refund=100),
+)
+
+
+async def seed_payments(store: StoreSession, services: Services) -> list[str]:
+    """Place a few orders through the configured payment provider (paid, declined, refunded), as a client would.
+
+    Idempotency keys are fixed, so running it twice places nothing new. Returns one line per order.
+    """
+    customers = list(await store.scalars(select(Customer).order_by(col(Customer.id)).limit(len(DEMO_ORDERS))))
+    in_stock = select(Product).where(col(Product.stock) >= 10).order_by(col(Product.id)).limit(2)
+    products = list(await store.scalars(in_stock))
+    if not customers or not products:
+        return []
+    report = []
+    for index, demo in enumerate(DEMO_ORDERS):
+        customer = customers[index % len(customers)]
+        assert customer.id is not None
+        request = PlaceOrderRequest(
+            customer_id=customer.id,
+            lines=tuple(LineRequest(product_id=product.id or 0, quantity=1) for product in products),
+            payment_method=demo.payment_method,
+            idempotency_key=demo.key,
+        )
+        try:
+            placement = await place_order(store, services, request)
+            order = placement.order
+            assert order is not None
+            assert order.id is not None
+            if demo.refund is not None and order.status == OrderStatus.PAID:
+                order = await refund_order(services, order.id, demo.refund or None)
+        except GatewayError as error:
+            report.append(f"{demo.key}: not placed ({error.message})")
+            continue
+        report.append(f"{order.number}: {order.status}")
+    return report
 
 
 async def _insert(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]]) -> list[int]:

@@ -28,6 +28,7 @@ from gateway.settings import Settings, load_settings
 from integrations.store import migrate
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.session import StoreSession
+from tests.support.localstripe import LocalStripe, run_localstripe
 from tests.support.services import unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -181,7 +182,7 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[GraphQLClient]:
         yield GraphQLClient(app, http)
 
 
-def test_settings(store_url: str, tmp_path: Path, **overrides: object) -> Settings:
+def app_settings_for(store_url: str, tmp_path: Path, **overrides: object) -> Settings:
     """Settings for an in-process app: this test's store, mail to a temporary directory, no outbox worker."""
     values: dict[str, object] = {
         "DATABASE_URL": store_url,
@@ -201,8 +202,15 @@ def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def client(store_url: str, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
-    async with serve_in_process(test_settings(store_url, tmp_path)) as client:
+    async with serve_in_process(app_settings_for(store_url, tmp_path)) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def localstripe() -> Iterator[LocalStripe]:
+    """One localstripe process for the whole run (tests tell their payments apart by metadata or id)."""
+    with run_localstripe() as server:
+        yield server
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ import time
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
 logger = logging.getLogger("integrations.cache")
@@ -36,7 +39,17 @@ class RedisCache:
                 socket_connect_timeout=timeout,
             )
             return cls(cluster, prefix=prefix)
-        return cls(Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout), prefix=prefix)
+        # One immediate second attempt on a broken connection: after a Redis restart, an idle pooled connection
+        # fails on first use, and without it that call would be a miss (or a dropped write, or a lost delete)
+        # although Redis is up. Timeouts are not retried, so a hung Redis costs one `timeout`.
+        client = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            retry_on_error=[RedisConnectionError],
+        )
+        return cls(client, prefix=prefix)
 
     async def get(self, key: str) -> bytes | None:
         try:

@@ -40,9 +40,9 @@ def verify(
     signatures: list[str] = []
     for item in header.split(","):
         name, _, value = item.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and value.isascii() and value.isdigit():  # str.isdigit alone admits "²" and "１"
             timestamp = int(value)
-        elif name == "v1" and value:
+        elif name == "v1" and value.isascii() and value:  # compare_digest raises TypeError on non-ASCII str
             signatures.append(value)
     if timestamp is None or not signatures:
         raise SignatureError("malformed Stripe-Signature header")

@@ -50,8 +50,6 @@ class StripePaymentProvider:
             "payment_method": request.payment_method,
             "payment_method_types[0]": "card",
         }
-        if request.description:
-            form["description"] = request.description
         form.update({f"metadata[{key}]": value for key, value in request.metadata.items()})
         async with _translated():
             created = await self._upstream.request(
@@ -101,6 +99,11 @@ class StripePaymentProvider:
                 "GET", "/v1/refunds", params={"payment_intent": reference, "limit": "100"}
             )
             return [_refund(item, reference) for item in _body(response).get("data", [])]
+
+    @property
+    def upstream(self) -> Upstream:
+        """The HTTP client (its `stats` count calls by outcome; its `breaker` tells the circuit state)."""
+        return self._upstream
 
     async def aclose(self) -> None:
         await self._upstream.aclose()

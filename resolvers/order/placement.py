@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -26,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from integrations.errors import ErrorCode, InputErrors, UpstreamUnavailableError, UserInputError
+from integrations.errors import ErrorCode, InputErrors, UpstreamError, UpstreamUnavailableError, UserInputError
 from integrations.payments.base import PaymentRequest, PaymentStatus, ProviderPayment
 from integrations.store.models import (
     Customer,
@@ -53,6 +54,11 @@ KEY_MAX = 255
 PAYMENT_METHOD_MAX = 255
 POLL_INTERVAL = 0.05
 INVALID_PAYMENT_METHOD = "invalid_payment_method"
+PROVIDER_REFUSED = "provider_refused"
+FAILURE_CODES = {INVALID_PAYMENT_METHOD: ErrorCode.INVALID, PROVIDER_REFUSED: ErrorCode.PAYMENT_FAILED}
+"""Our own failure codes; any other failure is the card's (CARD_DECLINED)."""
+
+logger = logging.getLogger("resolvers.order.placement")
 
 
 @dataclass(frozen=True)
@@ -265,7 +271,10 @@ async def _pay(services: Services, order: Order, payment: Payment, payment_metho
                 )
             )
     except UserInputError as error:  # the provider refused the payment method: the order fails like a decline
-        outcome = _refused(payment, error.message)
+        outcome = _refused(payment, error.message, INVALID_PAYMENT_METHOD)
+    except UpstreamError as error:  # refused for another reason: fail the order rather than leave it hanging
+        logger.error("payment for order %s refused by the provider: %s", order.number, error.message)
+        outcome = _refused(payment, "The payment provider refused the payment.", PROVIDER_REFUSED)
     except UpstreamUnavailableError:
         await lease.release(services, payment.id)
         return await _result(services, order.id, provider_unavailable=True)
@@ -278,7 +287,7 @@ async def _pay(services: Services, order: Order, payment: Payment, payment_metho
     return await _result(services, order.id)
 
 
-def _refused(payment: Payment, message: str) -> ProviderPayment:
+def _refused(payment: Payment, message: str, code: str) -> ProviderPayment:
     return ProviderPayment(
         reference="",
         status=PaymentStatus.FAILED,
@@ -286,7 +295,7 @@ def _refused(payment: Payment, message: str) -> ProviderPayment:
         amount_refunded=0,
         currency=payment.currency,
         created_at=payment.created_at,
-        failure_code=INVALID_PAYMENT_METHOD,
+        failure_code=code,
         failure_message=message,
     )
 
@@ -337,12 +346,11 @@ async def _result(services: Services, order_id: int, *, provider_unavailable: bo
         payment = await session.scalar(select(Payment).where(col(Payment.order_id) == order_id))
     errors: list[UserInputError] = []
     if order.status == OrderStatus.PAYMENT_FAILED and payment is not None:
-        refused = payment.failure_code == INVALID_PAYMENT_METHOD
         errors.append(
             UserInputError(
                 "payment_method",
                 payment.failure_message or "The payment was declined.",
-                code=ErrorCode.INVALID if refused else ErrorCode.CARD_DECLINED,
+                code=FAILURE_CODES.get(payment.failure_code or "", ErrorCode.CARD_DECLINED),
             )
         )
     elif order.status == OrderStatus.PENDING and payment is not None:

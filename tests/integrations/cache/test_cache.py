@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Iterator
 
 import pytest
@@ -93,9 +94,10 @@ async def test_cache_from_url_without_url_is_memory() -> None:
 class RedisServer:
     """A redis-server process on a fixed 127.0.0.1 port that can be stopped, frozen and started again."""
 
-    def __init__(self, executable: str, port: int) -> None:
+    def __init__(self, executable: str, port: int, *, cluster_dir: Path | None = None) -> None:
         self.executable = executable
         self.port = port
+        self.cluster_dir = cluster_dir  # a single-node Redis Cluster keeps its nodes.conf there
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -103,34 +105,44 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        arguments = [
+            self.executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        if self.cluster_dir is not None:
+            arguments += ["--cluster-enabled", "yes", "--dir", str(self.cluster_dir)]
+        self.process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_for(b"PING", b"+PONG")
+        if self.cluster_dir is not None:  # one node serving every slot
+            self.command(b"CLUSTER ADDSLOTSRANGE 0 16383")
+            self._wait_for(b"CLUSTER INFO", b"cluster_state:ok")
+
+    def command(self, line: bytes) -> bytes:
+        """One inline command over a plain socket (the client under test is not used to set the server up)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            sock.sendall(line + b"\r\n")
+            return sock.recv(4096)
+
+    def _wait_for(self, line: bytes, answer: bytes) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + 10
         while True:
             if self.process.poll() is not None:
                 unavailable(f"redis-server exited with status {self.process.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
+                if answer in self.command(line):
+                    return
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                unavailable("redis-server did not answer PING within 10 s")
+                unavailable(f"redis-server did not answer {line.decode()} with {answer.decode()} within 10 s")
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -160,6 +172,19 @@ def redis_server() -> Iterator[RedisServer]:
     if executable is None:
         unavailable("redis-server is not installed")
     server = RedisServer(executable, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    executable = shutil.which("redis-server")
+    if executable is None:
+        unavailable("redis-server is not installed")
+    server = RedisServer(executable, free_port(), cluster_dir=tmp_path_factory.mktemp("redis-cluster"))
     server.start()
     try:
         yield server
@@ -278,5 +303,42 @@ async def test_redis_fails_open_within_the_timeout_when_the_server_hangs(
             running_redis.thaw()
         await cache.set("k", b"again", 60)
         assert await cache.get("k") == b"again"
+    finally:
+        await cache.aclose()
+
+
+async def test_redis_restarted_between_two_calls_is_used_again_without_a_failure(
+    running_redis: RedisServer, cache: RedisCache
+) -> None:
+    await cache.set("k", b"before", 60)  # leaves an idle connection in the pool, stale once Redis restarts
+    running_redis.stop()
+    running_redis.start()
+    assert await cache.get("k") is None  # the restarted Redis is empty
+    await cache.set("k", b"after", 60)
+    assert await cache.get("k") == b"after"
+    assert cache.failures == 0
+
+
+async def test_redis_cluster_reads_and_deletes_keys_of_many_slots(redis_cluster: RedisServer, prefix: str) -> None:
+    """`redis+cluster://`: a prefixed key set spans hash slots, so one MGET cannot serve it."""
+    cache = cache_from_url(f"redis+cluster://127.0.0.1:{redis_cluster.port}", prefix=prefix)
+    assert isinstance(cache, RedisCache)
+    try:
+        keys = [f"key-{n}" for n in range(20)]
+        for n, key in enumerate(keys):
+            await cache.set(key, str(n).encode(), 60)
+        assert await cache.get("key-3") == b"3"
+        assert await cache.get_many([*keys, "missing"]) == [str(n).encode() for n in range(20)] + [None]
+        await cache.delete(*keys[:10])
+        assert await cache.get_many(keys) == [None] * 10 + [str(n).encode() for n in range(10, 20)]
+        assert cache.failures == 0
+
+        redis_cluster.stop()
+        started = time.perf_counter()
+        assert await cache.get_many(keys) == [None] * 20
+        await cache.delete(*keys)
+        assert await cache.get("key-3") is None
+        assert time.perf_counter() - started < 3 * FAIL_FAST
+        assert cache.failures == 3
     finally:
         await cache.aclose()
