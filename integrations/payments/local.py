@@ -102,16 +102,16 @@ class LocalPaymentProvider:
             return _payment(intent)
 
     async def refund_payment(self, reference: str, amount: int | None, *, idempotency_key: str) -> ProviderRefund:
-        async with self._sessionmaker() as session:
-            existing = await session.scalar(
-                select(LocalRefund).where(col(LocalRefund.idempotency_key) == idempotency_key)
-            )
-            if existing is not None:
-                intent = await _intent(session, existing.payment_intent_id)
-                return _refund(existing, intent.currency)
         try:
             async with self._sessionmaker() as session, session.begin():
                 intent = await _intent(session, reference, for_update=True)
+                # The key is looked up after the row lock (PostgreSQL): a concurrent refund with this key has then
+                # committed, and is the answer, rather than "nothing left to refund" for "refund the rest".
+                existing = await session.scalar(_refund_by_key(idempotency_key))
+                if existing is not None:
+                    if existing.payment_intent_id != intent.id:
+                        intent = await _intent(session, existing.payment_intent_id)
+                    return _refund(existing, intent.currency)
                 if intent.status != "succeeded":
                     raise UserInputError(None, "Only a succeeded payment can be refunded", code=ErrorCode.INVALID_STATE)
                 remaining = intent.amount - intent.amount_refunded
@@ -129,6 +129,10 @@ class LocalPaymentProvider:
                     amount=amount,
                 )
                 session.add(refund)
+                # Claim the key before touching the amount: a concurrent refund with the same key (SQLite reads
+                # without a lock, so this one may have seen the amount before it) fails here on the unique key and
+                # answers with that refund, instead of failing the increment below as "nothing left".
+                await session.flush()
                 # One atomic increment, conditional on what is left: concurrent refunds can neither lose an
                 # update nor add up to more than was captured (SQLite has no SELECT … FOR UPDATE).
                 result = await session.execute(

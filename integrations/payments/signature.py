@@ -40,7 +40,7 @@ def verify(
     signatures: list[str] = []
     for item in header.split(","):
         name, _, value = item.strip().partition("=")
-        if name == "t" and value.isascii() and value.isdigit():  # str.isdigit alone admits "²" and "１"
+        if name == "t" and value.isascii() and value.isdigit():  # str.isdigit alone admits "²", full-width digits…
             timestamp = int(value)
         elif name == "v1" and value.isascii() and value:  # compare_digest raises TypeError on non-ASCII str
             signatures.append(value)

@@ -17,13 +17,21 @@ from typing import Any
 
 import httpx
 
-from integrations.errors import ErrorCode, UpstreamError, UpstreamUnavailableError, UserInputError
+from integrations.errors import (
+    ErrorCode,
+    GatewayError,
+    NotFoundError,
+    UpstreamError,
+    UpstreamUnavailableError,
+    UserInputError,
+)
 from integrations.http import Upstream, UpstreamConfig
-from integrations.payments.base import PaymentRequest, ProviderPayment, ProviderRefund, status_of
+from integrations.payments.base import PaymentRequest, PaymentStatus, ProviderPayment, ProviderRefund, status_of
 
 logger = logging.getLogger("integrations.payments.stripe")
 
 UPSTREAM = "payments"
+CAPTURED = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED})
 
 
 def stripe_config(*, api_key: str, api_base: str, api_version: str, **options: Any) -> UpstreamConfig:
@@ -78,7 +86,11 @@ class StripePaymentProvider:
             response = await self._upstream.request(
                 "POST", f"/v1/payment_intents/{reference}/cancel", data={}, idempotency_key=idempotency_key
             )
-            if response.status_code == 400:
+            if response.status_code == 400 and _error(response).get("code") != "resource_missing":
+                # Stripe refuses to cancel twice; like the local provider, an already cancelled payment is the answer
+                payment = await self.retrieve_payment(reference)
+                if payment.status == PaymentStatus.CANCELLED:
+                    return payment
                 raise UserInputError(None, _message(response), code=ErrorCode.INVALID_STATE)
             await self._check(response)
             return await self.retrieve_payment(reference)
@@ -89,8 +101,8 @@ class StripePaymentProvider:
             form["amount"] = str(amount)
         async with _translated():
             response = await self._upstream.request("POST", "/v1/refunds", data=form, idempotency_key=idempotency_key)
-            if response.status_code == 400:
-                raise UserInputError("amount", _message(response), code=ErrorCode.REFUND_EXCEEDS_CAPTURED)
+            if response.status_code == 400 and _error(response).get("code") != "resource_missing":
+                raise await self._refund_refused(reference, response)
             return _refund(_body(response), reference)
 
     async def list_refunds(self, reference: str) -> list[ProviderRefund]:
@@ -110,6 +122,15 @@ class StripePaymentProvider:
 
     async def _check(self, response: httpx.Response) -> None:
         _body(response)
+
+    async def _refund_refused(self, reference: str, response: httpx.Response) -> GatewayError:
+        """Why Stripe refused a refund, in the local provider's terms. Stripe's 400 does not say it in a stable
+        way, so the payment is read: one never captured (failed, cancelled, awaiting action) cannot be refunded
+        at all (INVALID_STATE); a captured one was asked for more than is left (REFUND_EXCEEDS_CAPTURED)."""
+        payment = await self.retrieve_payment(reference)
+        if payment.status not in CAPTURED:
+            return UserInputError(None, "Only a succeeded payment can be refunded", code=ErrorCode.INVALID_STATE)
+        return UserInputError("amount", _message(response), code=ErrorCode.REFUND_EXCEEDS_CAPTURED)
 
 
 @asynccontextmanager
@@ -132,7 +153,7 @@ def _body(response: httpx.Response, *, payment_method_field: str | None = None) 
                 UPSTREAM, "payments: unreadable response", code=ErrorCode.PAYMENT_PROVIDER_UNAVAILABLE
             )
         return body
-    error = (_json(response) or {}).get("error") or {}
+    error = _error(response)
     message = str(error.get("message") or f"HTTP {response.status_code}")
     status = response.status_code
     if status in (401, 403):
@@ -144,8 +165,14 @@ def _body(response: httpx.Response, *, payment_method_field: str | None = None) 
         raise UpstreamUnavailableError(
             UPSTREAM, "payments: rate limited by the provider", code=ErrorCode.PAYMENT_PROVIDER_UNAVAILABLE
         )
-    if status == 404 and payment_method_field:  # the only object a new PaymentIntent refers to
+    # Stripe: 404 for an object in the path, 400 resource_missing naming the `param` for one referred to in the body
+    # (localstripe answers 404 for both).
+    missing = status == 404 or error.get("code") == "resource_missing"
+    if missing and payment_method_field and (status == 404 or error.get("param") == payment_method_field):
+        # the only object a new PaymentIntent refers to
         raise UserInputError(payment_method_field, f"No such payment method ({message})", code=ErrorCode.INVALID)
+    if missing:
+        raise NotFoundError(message)
     raise UpstreamError(UPSTREAM, message, status=status, upstream_code=error.get("code"))
 
 
@@ -157,8 +184,14 @@ def _json(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def _error(response: httpx.Response) -> dict[str, Any]:
+    """Stripe's error object (``{"error": {"type", "code", "param", "message"}}``), or {} when there is none."""
+    error = (_json(response) or {}).get("error")
+    return error if isinstance(error, dict) else {}
+
+
 def _message(response: httpx.Response) -> str:
-    error = (_json(response) or {}).get("error") or {}
+    error = _error(response)
     return str(error.get("message") or f"HTTP {response.status_code}")
 
 

@@ -78,7 +78,10 @@ async def _create(client: GraphQLClient, mutation: str, value: dict[str, Any]) -
 
 @pytest.fixture
 async def shop(client: GraphQLClient) -> Shop:
-    customer = "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { customer { id } userErrors { code } } }"
+    customer = (
+        "mutation($input: CreateCustomerInput!) "
+        "{ createCustomer(input: $input) { customer { id } userErrors { code } } }"
+    )
     product = (
         "mutation($input: CreateProductInput!) { createProduct(input: $input) { product { id } userErrors { code } } }"
     )
@@ -273,8 +276,8 @@ async def test_concurrent_refunds_never_exceed_the_captured_amount(shop: Shop) -
     succeeded = [r for r in results if not r["refundOrder"]["userErrors"]]
     assert len(succeeded) == 3
     async with shop.client.app.state.engine.connect() as connection:
-        refunded = (await connection.execute(select(func.sum(Payment.refunded)))).scalar_one()  # type: ignore[arg-type]
-        ledger = (await connection.execute(select(func.sum(LocalPaymentIntent.amount_refunded)))).scalar_one()  # type: ignore[arg-type]
+        refunded = (await connection.execute(select(func.sum(Payment.refunded)))).scalar_one()
+        ledger = (await connection.execute(select(func.sum(LocalPaymentIntent.amount_refunded)))).scalar_one()
     assert refunded == ledger == 900
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from integrations.payments.stripe import StripePaymentProvider
 from integrations.store.models import Order, OutboxEmail, Payment, WebhookEvent
-from tests.conftest import GraphQLClient, serve_in_process, app_settings_for
+from tests.conftest import GraphQLClient, app_settings_for, serve_in_process
 from tests.support.http_server import Reply, ScriptedServer, closed_port
 from tests.support.live_server import live_server
 from tests.support.localstripe import API_KEY, AUTHENTICATION_REQUIRED_NUMBER, DECLINED_CARD, LocalStripe

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -50,7 +51,7 @@ class LocalStripe:
             response.raise_for_status()
             return str(response.json()["id"])
 
-    def payment_intents(self) -> list[dict[str, object]]:
+    def payment_intents(self) -> list[dict[str, Any]]:
         with self.client() as client:
             response = client.get("/v1/payment_intents", params={"limit": "100"})
             response.raise_for_status()

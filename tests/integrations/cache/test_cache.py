@@ -11,8 +11,8 @@ import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -117,7 +117,9 @@ class RedisServer:
             "no",
         ]
         if self.cluster_dir is not None:
-            arguments += ["--cluster-enabled", "yes", "--dir", str(self.cluster_dir)]
+            # The cluster bus gets a free port of its own (by default it is port + 10000, possibly above 65535).
+            bus = str(free_port())
+            arguments += ["--cluster-enabled", "yes", "--cluster-port", bus, "--dir", str(self.cluster_dir)]
         self.process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_for(b"PING", b"+PONG")
         if self.cluster_dir is not None:  # one node serving every slot

@@ -351,11 +351,13 @@ async def test_run_survives_a_store_outage(
         await asyncio.to_thread(migrate.upgrade, url)
         [message_id] = await enqueue_emails(sessionmaker, 1)
         for _ in range(250):
-            if smtp_server.received:
+            [row] = await outbox(sessionmaker)
+            if row.status == EmailStatus.SENT and "delivery resumed" in caplog.text:
                 break
             await asyncio.sleep(0.02)
-        assert smtp_server.handler.message_ids() == [message_id]
+        assert row.status == EmailStatus.SENT
         assert "delivery resumed" in caplog.text
+        assert smtp_server.handler.message_ids() == [message_id]
     finally:
         stop.set()
         await asyncio.wait_for(running, timeout=5)
