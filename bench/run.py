@@ -496,6 +496,8 @@ def run(args: argparse.Namespace) -> int:
             "DATABASE_URL": database_url,
             "GATEWAY_ENV": "production",
             "GATEWAY_LOG_LEVEL": "warning",
+            "GATEWAY_EMAIL_WORKER": "false",  # its polling would add statements that no request made
+            "EMAIL_URL": f"file://{directory / 'mail'}",
             "PYTHONUNBUFFERED": "1",
         }
         seed_store(env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from resolvers.email.delivery import OutboxWorker
 from resolvers.services import Services
 
 logger = logging.getLogger("gateway.services")
+
+_MESSAGE_ID_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
+"""What a Message-ID's right-hand side may be here; anything else (an IP literal, IDN) falls back."""
 
 
 def payment_provider(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> PaymentProvider:
@@ -58,7 +62,7 @@ def email_domain(sender: str) -> str:
     """The domain of the From address, for Message-IDs (``Shop <no-reply@shop.example>`` → ``shop.example``)."""
     address = parseaddr(sender)[1]
     domain = address.rpartition("@")[2].strip().lower()
-    return domain or "gateway.local"
+    return domain if _MESSAGE_ID_DOMAIN.fullmatch(domain) else "gateway.local"
 
 
 def outbox_worker(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> OutboxWorker:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -53,7 +54,7 @@ class Settings(BaseSettings):
     email_url: str = Field("file://./var/mail", alias="EMAIL_URL")
     shop_name: str = Field("Gateway Shop", alias="GATEWAY_SHOP_NAME", min_length=1, max_length=100)
     email_from: str = Field("Gateway Shop <no-reply@gateway.local>", alias="EMAIL_FROM", min_length=3)
-    email_max_attempts: int = Field(8, alias="EMAIL_MAX_ATTEMPTS", ge=1, le=100)
+    email_max_attempts: int = Field(15, alias="EMAIL_MAX_ATTEMPTS", ge=1, le=100)
     email_worker: bool = Field(True, alias="GATEWAY_EMAIL_WORKER", description="deliver the outbox inside the app")
     email_poll_interval: float = Field(1.0, alias="EMAIL_POLL_INTERVAL", gt=0, le=3600)
 
@@ -91,6 +92,13 @@ class Settings(BaseSettings):
     def _email_scheme(cls, value: str) -> str:
         if value.split("://", 1)[0] not in {"smtp", "smtps", "file", "console"}:
             raise ValueError("must start with smtp://, smtps://, file:// or console://")
+        return value
+
+    @field_validator("email_from")
+    @classmethod
+    def _sender_address(cls, value: str) -> str:
+        if "@" not in parseaddr(value)[1] or "\n" in value or "\r" in value:
+            raise ValueError('must be an address, e.g. "Shop <no-reply@shop.example>"')
         return value
 
     @model_validator(mode="after")
