@@ -59,15 +59,15 @@ def create_app(settings: Settings) -> Starlette:
     )
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tune_garbage_collector()
         try:
             async with running_services(settings, sessionmaker, start_worker=settings.email_worker) as running:
                 endpoint.services = running.services
                 if webhooks is not None:
                     webhooks.services = running.services
-                _app.state.services = running.services
-                _app.state.outbox_worker = running.worker
+                app.state.services = running.services
+                app.state.outbox_worker = running.worker
                 yield
         finally:
             if redis is not None:
