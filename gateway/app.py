@@ -16,6 +16,7 @@ from gateway.extensions.operation_name import RequireOperationName
 from gateway.extensions.phase_codes import PhaseCodes
 from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
 from gateway.health import Check, database_check, healthz, readyz, redis_check
+from gateway.persisted_queries import PersistedQueries
 from gateway.runtime import tune_garbage_collector
 from gateway.services import running_services
 from gateway.settings import Settings, load_settings
@@ -64,6 +65,9 @@ def create_app(settings: Settings) -> Starlette:
         try:
             async with running_services(settings, sessionmaker, start_worker=settings.email_worker) as running:
                 endpoint.services = running.services
+                endpoint.persisted_queries = PersistedQueries(
+                    running.services.cache, ttl=settings.apq_ttl, enabled=settings.apq
+                )
                 if webhooks is not None:
                     webhooks.services = running.services
                 app.state.services = running.services

@@ -21,6 +21,7 @@ from strawberry.types.graphql import OperationType
 
 from gateway.errors import BAD_USER_INPUT, format_error, is_request_error, request_error
 from gateway.graphiql import render_graphiql
+from gateway.persisted_queries import PersistedQueries, PersistedQueryError
 from gateway.request import RequestError, read_params, response_media_type, wants_html
 from integrations.store.session import StoreSession
 from resolvers.services import Services
@@ -49,6 +50,8 @@ class GraphQLEndpoint:
         self.expose_internal_errors = expose_internal_errors
         self.services: Services | None = None
         """Set by the app's lifespan once the payment provider, cache and worker are open."""
+        self.persisted_queries: PersistedQueries | None = None
+        """Set by the app's lifespan (it needs the cache store)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handle(Request(scope, receive))
@@ -67,12 +70,16 @@ class GraphQLEndpoint:
         except RequestError as error:
             return _error(error.status, error.message, headers=error.headers, media_type=media_type)
 
-        if self.services is None:
+        if self.services is None or self.persisted_queries is None:
             return _error(503, "The gateway is starting", code="SERVICE_UNAVAILABLE", media_type=media_type)
+        try:
+            persisted = await self.persisted_queries.resolve(params.query, params.extensions)
+        except PersistedQueryError as error:
+            return _error(error.status, error.message, code=error.code, headers=error.headers, media_type=media_type)
         context = Context(store=StoreSession(self.sessionmaker), services=self.services)
         try:
             result = await self.schema.execute(
-                params.query,
+                persisted.query if persisted is not None else params.query,
                 variable_values=params.variables,
                 context_value=context,
                 operation_name=params.operation_name,
@@ -92,6 +99,8 @@ class GraphQLEndpoint:
         if result.errors:
             payload["errors"] = [format_error(e, expose_internal=self.expose_internal_errors) for e in result.errors]
         status = 400 if is_request_error(result.data, result.errors) else 200
+        if status == 200 and persisted is not None and persisted.register is not None:
+            await self.persisted_queries.register(persisted.register, persisted.query)  # parsed and validated
         if status == 200:
             payload["data"] = result.data
         if result.extensions:

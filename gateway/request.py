@@ -84,7 +84,7 @@ def _validated(payload: dict[str, Any]) -> GraphQLParams:
     extensions = payload.get("extensions")
     if query is not None and not isinstance(query, str):
         raise RequestError(400, "`query` must be a string")
-    if not query:
+    if not query and not (isinstance(extensions, dict) and "persistedQuery" in extensions):
         raise RequestError(400, "No GraphQL query found in the request: send `query`")
     if variables is not None and not isinstance(variables, dict):
         raise RequestError(400, "`variables` must be a JSON object")
@@ -92,7 +92,7 @@ def _validated(payload: dict[str, Any]) -> GraphQLParams:
         raise RequestError(400, "`operationName` must be a string")
     if extensions is not None and not isinstance(extensions, dict):
         raise RequestError(400, "`extensions` must be a JSON object")
-    return GraphQLParams(query, variables, operation_name, extensions)
+    return GraphQLParams(query or None, variables, operation_name, extensions)
 
 
 def response_media_type(accept: str | None) -> str | None:

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="GATEWAY_LOG_LEVEL")
 
     cache_prefix: str = Field("gw:", alias="GATEWAY_CACHE_PREFIX", max_length=64)
+    apq: bool = Field(True, alias="GATEWAY_APQ", description="accept automatic persisted queries")
+    apq_ttl: float = Field(7 * 24 * 3600, alias="GATEWAY_APQ_TTL", gt=0)
 
     # Payments: the embedded `local` ledger by default, Stripe's API when configured.
     payments_provider: Literal["local", "stripe"] = Field("local", alias="PAYMENTS_PROVIDER")
