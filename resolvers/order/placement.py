@@ -257,7 +257,9 @@ async def _pay(services: Services, order: Order, payment: Payment, payment_metho
     """Talk to the provider while holding the payment's lease, then settle; the lease is released either way."""
     assert order.id is not None
     try:
-        if payment.reference is not None:
+        if payment.amount == 0:  # nothing to charge (free products): providers refuse zero-amount payments
+            outcome = _free(payment)
+        elif payment.reference is not None:
             outcome = await services.payments.retrieve_payment(payment.reference)
         else:
             outcome = await services.payments.create_payment(
@@ -285,6 +287,17 @@ async def _pay(services: Services, order: Order, payment: Payment, payment_metho
         row = await session.get_one(Payment, payment.id, with_for_update=True, populate_existing=True)
         await settle(session, row, outcome, services=services)
     return await _result(services, order.id)
+
+
+def _free(payment: Payment) -> ProviderPayment:
+    return ProviderPayment(
+        reference="",
+        status=PaymentStatus.SUCCEEDED,
+        amount=0,
+        amount_refunded=0,
+        currency=payment.currency,
+        created_at=payment.created_at,
+    )
 
 
 def _refused(payment: Payment, message: str, code: str) -> ProviderPayment:

@@ -73,13 +73,14 @@ async def cancel_order(services: Services, order_id: int) -> Order:
     order, payment = await _load(services, order_id)
     if order.status == OrderStatus.CANCELLED:
         return order
-    if order.status in REFUNDABLE:
+    if order.status in REFUNDABLE and payment is not None and payment.refunded < payment.amount:
         await refund_order(services, order_id, None)
         order, payment = await _load(services, order_id)
-    if order.status in (OrderStatus.REFUNDED, OrderStatus.PAYMENT_FAILED):
+    if order.status in (OrderStatus.REFUNDED, OrderStatus.PAYMENT_FAILED, *REFUNDABLE):
         async with services.sessionmaker() as session, session.begin():
+            # A failed order's stock was released when it failed; every other one gives its stock back now.
             if await transition(session, order_id, [order.status], OrderStatus.CANCELLED) and (
-                order.status == OrderStatus.REFUNDED
+                order.status != OrderStatus.PAYMENT_FAILED
             ):
                 await release_stock(session, order_id)
     elif order.status == OrderStatus.PENDING and payment is not None:

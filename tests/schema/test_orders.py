@@ -334,3 +334,22 @@ async def test_order_payment_and_emails_are_batched_and_provider_reads_cached(sh
     assert await shop.client.execute(query) == data
     # warm: the provider is not asked again while its answers are cached
     assert shop.client.sql.count == 3, shop.client.sql.statements
+
+
+async def test_an_order_of_free_products_is_paid_without_asking_the_provider(shop: Shop) -> None:
+    product = (
+        "mutation($input: CreateProductInput!) { createProduct(input: $input) { product { id } userErrors { code } } }"
+    )
+    sample = await _create(
+        shop.client, product, {"sku": "FREE", "name": "Sample", "price": {"amount": 0, "currency": "USD"}, "stock": 2}
+    )
+    result = await shop.place([(sample, 1)], "free")
+    assert result["userErrors"] == []
+    assert result["order"]["status"] == "PAID"
+    assert result["order"]["payment"]["status"] == "SUCCEEDED"
+    assert result["order"]["payment"]["reference"] is None
+    assert await shop.count(LocalPaymentIntent) == 0
+    cancelled = (await shop.client.execute(CANCEL, {"input": {"orderId": result["order"]["id"]}}))["cancelOrder"]
+    assert cancelled["userErrors"] == []
+    assert cancelled["order"]["status"] == "CANCELLED"
+    assert await shop.stock(sample) == 2
