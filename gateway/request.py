@@ -41,7 +41,7 @@ async def read_params(request: Request, *, max_body_bytes: int) -> GraphQLParams
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise RequestError(415, "Content-Type must be application/json", {"Accept-Post": "application/json"})
-    body = await _read_body(request, max_body_bytes)
+    body = await read_body(request, max_body_bytes)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -53,7 +53,8 @@ async def read_params(request: Request, *, max_body_bytes: int) -> GraphQLParams
     return _validated(payload)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed `limit` (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestError(413, f"The request body is larger than {limit} bytes")

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.request import RequestError, read_body
 from integrations.errors import StoreUnavailableError
 from integrations.payments.signature import SignatureError, verify
 from resolvers.payment.webhooks import MalformedEvent, apply_stripe_event
@@ -39,14 +40,12 @@ class StripeWebhookEndpoint:
     async def handle(self, request: Request) -> Response:
         if request.method != "POST":
             return _json(405, {"error": "use POST"}, headers={"Allow": "POST"})
-        if int(request.headers.get("content-length") or 0) > MAX_EVENT_BYTES:
-            return _json(413, {"error": "event too large"})
         try:
-            body = await _read(request)
+            body = await read_body(request, MAX_EVENT_BYTES)
+        except RequestError as error:
+            return _json(error.status, {"error": error.message})
         except ClientDisconnect:
             return _json(400, {"error": "incomplete body"})
-        if body is None:
-            return _json(413, {"error": "event too large"})
         try:
             verify(body, request.headers.get("stripe-signature"), self._secret, tolerance=self._tolerance)
         except SignatureError as error:
@@ -67,17 +66,6 @@ class StripeWebhookEndpoint:
             return _json(503, {"error": "temporarily unavailable"}, headers={"Retry-After": "5"})
         logger.info("stripe webhook %s (%s): %s", event.get("id"), event.get("type"), outcome.value)
         return _json(200, {"received": True, "outcome": outcome.value})
-
-
-async def _read(request: Request) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_EVENT_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json(status: int, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> Response:

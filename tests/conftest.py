@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -155,6 +155,11 @@ class GraphQLClient:
         self.app = app
         self.http = http
         self.sql = StatementCounter(app.state.engine)
+
+    async def count(self, model: type[Any]) -> int:
+        """Rows of `model`'s table in the app's store."""
+        async with self.app.state.engine.connect() as connection:
+            return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())
 
     async def post(self, query: str, variables: dict[str, object] | None = None, **extra: object) -> httpx.Response:
         return await self.http.post("/graphql", json={"query": query, "variables": variables, **extra})

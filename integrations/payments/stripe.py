@@ -92,7 +92,7 @@ class StripePaymentProvider:
                 if payment.status == PaymentStatus.CANCELLED:
                     return payment
                 raise UserInputError(None, _message(response), code=ErrorCode.INVALID_STATE)
-            await self._check(response)
+            _body(response)  # raises for any other refusal
             return await self.retrieve_payment(reference)
 
     async def refund_payment(self, reference: str, amount: int | None, *, idempotency_key: str) -> ProviderRefund:
@@ -119,9 +119,6 @@ class StripePaymentProvider:
 
     async def aclose(self) -> None:
         await self._upstream.aclose()
-
-    async def _check(self, response: httpx.Response) -> None:
-        _body(response)
 
     async def _refund_refused(self, reference: str, response: httpx.Response) -> GatewayError:
         """Why Stripe refused a refund, in the local provider's terms. Stripe's 400 does not say it in a stable
@@ -154,7 +151,7 @@ def _body(response: httpx.Response, *, payment_method_field: str | None = None) 
             )
         return body
     error = _error(response)
-    message = str(error.get("message") or f"HTTP {response.status_code}")
+    message = _message(response)
     status = response.status_code
     if status in (401, 403):
         logger.error("payments: the provider refused our credentials (HTTP %s); check STRIPE_API_KEY", status)

@@ -43,7 +43,7 @@ from integrations.store.types import utcnow
 from resolvers import validation
 from resolvers.money import is_known_currency
 from resolvers.order.numbers import new_order_number
-from resolvers.order.settlement import settle
+from resolvers.order.settlement import order_and_payment, settle
 from resolvers.payment import lease
 from resolvers.services import Services
 
@@ -336,9 +336,8 @@ async def _replay(services: Services, request: PlaceOrderRequest, record: Idempo
     loop = asyncio.get_running_loop()
     deadline = loop.time() + services.payment_lease
     while True:
-        async with services.sessionmaker() as session:
-            order = await session.get_one(Order, record.order_id)
-            payment = await session.scalar(select(Payment).where(col(Payment.order_id) == record.order_id))
+        order, payment = await order_and_payment(services, record.order_id)
+        assert order is not None, "an idempotency record's order is deleted with it"
         assert payment is not None
         settled = order.status != OrderStatus.PENDING or payment.status == PaymentStatus.REQUIRES_ACTION
         if settled:
@@ -354,9 +353,8 @@ async def _replay(services: Services, request: PlaceOrderRequest, record: Idempo
 
 async def _result(services: Services, order_id: int, *, provider_unavailable: bool = False) -> Placement:
     """The placement as every request with this key sees it: the order and, when it is not paid, why."""
-    async with services.sessionmaker() as session:
-        order = await session.get_one(Order, order_id)
-        payment = await session.scalar(select(Payment).where(col(Payment.order_id) == order_id))
+    order, payment = await order_and_payment(services, order_id)
+    assert order is not None
     errors: list[UserInputError] = []
     if order.status == OrderStatus.PAYMENT_FAILED and payment is not None:
         errors.append(

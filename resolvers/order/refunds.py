@@ -12,13 +12,20 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import col
 
 from integrations.errors import ErrorCode, GatewayError, InputErrors, UserInputError
 from integrations.payments.base import PaymentStatus
 from integrations.store.models import Order, OrderStatus, Payment
 from integrations.store.types import utcnow
-from resolvers.order.settlement import release_stock, settle, transition
+from resolvers.order.settlement import (
+    PAID_STATUSES,
+    captured_status,
+    order_and_payment,
+    release_stock,
+    settle,
+    transition,
+)
 from resolvers.payment import lease
 from resolvers.payment.cache import forget
 from resolvers.services import Services
@@ -58,12 +65,9 @@ async def refund_order(services: Services, order_id: int, amount: int | None) ->
         raise
     async with services.sessionmaker() as session, session.begin():
         row = await session.get_one(Payment, payment.id, with_for_update=True, populate_existing=True)
-        fully = row.refunded >= row.amount
-        row.status = PaymentStatus.REFUNDED if fully else PaymentStatus.PARTIALLY_REFUNDED
+        row.status = captured_status(row)
         row.updated_at = utcnow()
-        await transition(
-            session, order_id, REFUNDABLE, OrderStatus.REFUNDED if fully else OrderStatus.PARTIALLY_REFUNDED
-        )
+        await transition(session, order_id, REFUNDABLE, PAID_STATUSES[row.status])
     await forget(services.cache, payment.provider, payment.reference)
     return (await _load(services, order_id))[0]
 
@@ -112,11 +116,9 @@ async def _cancel_pending(services: Services, order_id: int, payment: Payment) -
 
 
 async def _load(services: Services, order_id: int) -> tuple[Order, Payment | None]:
-    async with services.sessionmaker() as session:
-        order = await session.get(Order, order_id)
-        if order is None:
-            raise _error("order_id", "no order with this id", ErrorCode.NOT_FOUND)
-        payment = await session.scalar(select(Payment).where(col(Payment.order_id) == order_id))
+    order, payment = await order_and_payment(services, order_id)
+    if order is None:
+        raise _error("order_id", "no order with this id", ErrorCode.NOT_FOUND)
     return order, payment
 
 

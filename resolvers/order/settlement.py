@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from integrations.payments.base import PaymentStatus, ProviderPayment
+from integrations.payments.base import PaymentStatus, ProviderPayment, status_of
 from integrations.store.models import Customer, Order, OrderLine, OrderStatus, Payment, Product
 from integrations.store.types import utcnow
 from resolvers.email.outbox import ORDER_CONFIRMATION, enqueue, order_confirmation
@@ -49,6 +49,19 @@ async def release_stock(session: AsyncSession, order_id: int) -> None:
         )
 
 
+def captured_status(payment: Payment) -> PaymentStatus:
+    """SUCCEEDED, PARTIALLY_REFUNDED or REFUNDED, from what the row says has been refunded."""
+    return status_of("succeeded", failed=False, amount=payment.amount, amount_refunded=payment.refunded)
+
+
+async def order_and_payment(services: Services, order_id: int) -> tuple[Order | None, Payment | None]:
+    """Fresh reads of an order and its payment, outside the request's session."""
+    async with services.sessionmaker() as session:
+        order = await session.get(Order, order_id)
+        payment = await session.scalar(select(Payment).where(col(Payment.order_id) == order_id))
+    return order, payment
+
+
 def record(payment: Payment, outcome: ProviderPayment) -> None:
     """Copy the provider's view onto the gateway's payment row and release the lease."""
     if outcome.reference:  # a payment the provider refused outright has none
@@ -56,13 +69,7 @@ def record(payment: Payment, outcome: ProviderPayment) -> None:
     # Refunds only grow: a late or replayed event never lowers what is known (or reserved) to be refunded.
     payment.refunded = min(max(payment.refunded, outcome.amount_refunded), payment.amount)
     if outcome.status in PAID_STATUSES:
-        payment.status = (
-            PaymentStatus.REFUNDED
-            if payment.refunded >= payment.amount > 0
-            else PaymentStatus.PARTIALLY_REFUNDED
-            if payment.refunded
-            else PaymentStatus.SUCCEEDED
-        )
+        payment.status = captured_status(payment)
     else:
         payment.status = outcome.status
     payment.failure_code = outcome.failure_code

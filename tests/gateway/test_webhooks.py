@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select
 
 from integrations.payments.signature import sign
 from integrations.store.models import WebhookEvent
@@ -42,11 +41,6 @@ async def deliver(
 
 def intent_event(event_id: str, event_type: str, intent: dict[str, Any]) -> dict[str, Any]:
     return {"id": event_id, "object": "event", "type": event_type, "data": {"object": intent}}
-
-
-async def events(client: GraphQLClient) -> int:
-    async with client.app.state.engine.connect() as connection:
-        return int((await connection.execute(select(func.count()).select_from(WebhookEvent))).scalar_one())
 
 
 async def pending_order(client: GraphQLClient) -> tuple[str, str, dict[str, Any]]:
@@ -81,7 +75,7 @@ async def test_a_signed_failure_event_fails_the_order_once(local_client: GraphQL
     replay = await deliver(local_client, intent_event("evt_1", "payment_intent.payment_failed", intent))
     assert replay.json() == {"received": True, "outcome": "duplicate"}
     assert (await local_client.execute(ORDER, {"id": order_id}))["node"] == order
-    assert await events(local_client) == 1
+    assert await local_client.count(WebhookEvent) == 1
 
 
 async def test_a_late_success_event_does_not_resurrect_a_failed_order(local_client: GraphQLClient) -> None:
@@ -111,7 +105,7 @@ async def test_bad_or_stale_signatures_are_refused_and_change_nothing(
     assert response.status_code == 400
     assert response.json() == {"error": reason}
     assert (await local_client.execute(ORDER, {"id": order_id}))["node"]["status"] == "PENDING"
-    assert await events(local_client) == 0
+    assert await local_client.count(WebhookEvent) == 0
 
 
 async def test_a_body_changed_after_signing_is_refused(local_client: GraphQLClient) -> None:
@@ -144,7 +138,7 @@ async def test_malformed_deliveries_are_refused(
     response = await local_client.http.post("/webhooks/stripe", content=body, headers=headers)
     assert response.status_code == status
     assert "error" in response.json()
-    assert await events(local_client) == 0
+    assert await local_client.count(WebhookEvent) == 0
 
 
 async def test_other_event_types_are_acknowledged_and_ignored(local_client: GraphQLClient) -> None:

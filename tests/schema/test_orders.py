@@ -64,8 +64,7 @@ class Shop:
         return int((await self.client.execute(STOCK, {"id": product}))["product"]["stock"])
 
     async def count(self, model: type[Any]) -> int:
-        async with self.client.app.state.engine.connect() as connection:
-            return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())
+        return await self.client.count(model)
 
 
 async def _create(client: GraphQLClient, mutation: str, value: dict[str, Any]) -> str:

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from integrations.payments.stripe import StripePaymentProvider
 from integrations.store.models import Order, OutboxEmail, Payment, WebhookEvent
@@ -74,11 +73,6 @@ def order_input(customer: str, product: str, key: str, method: str = "pm_card_vi
     }
 
 
-async def count(client: GraphQLClient, model: type[Any]) -> int:
-    async with client.app.state.engine.connect() as connection:
-        return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())
-
-
 def intents_for(localstripe: LocalStripe, number: str) -> list[dict[str, Any]]:
     return [pi for pi in localstripe.payment_intents() if pi.get("metadata", {}).get("order_number") == number]
 
@@ -131,9 +125,9 @@ async def test_fifty_concurrent_identical_orders_charge_once(
     orders = {r["placeOrder"]["order"]["id"] for r in results}
     assert len(orders) == 1
     assert {r["placeOrder"]["order"]["status"] for r in results} == {"PAID"}
-    assert await count(stripe_client, Order) == 1
-    assert await count(stripe_client, Payment) == 1
-    assert await count(stripe_client, OutboxEmail) == 1
+    assert await stripe_client.count(Order) == 1
+    assert await stripe_client.count(Payment) == 1
+    assert await stripe_client.count(OutboxEmail) == 1
     number = results[0]["placeOrder"]["order"]["number"]
     assert len(intents_for(localstripe, number)) == 1
     stock = await stripe_client.execute("query($id: ID!) { product(id: $id) { stock } }", {"id": product})
@@ -273,7 +267,7 @@ async def test_localstripe_webhook_completes_an_authenticated_payment(
                     break
                 await asyncio.sleep(0.1)
             assert order == {"status": "PAID", "emails": [{"status": "PENDING"}]}
-            assert await count(client, WebhookEvent) >= 1  # other tests' intents may be delivered here too
+            assert await client.count(WebhookEvent) >= 1  # other tests' intents may be delivered here too
         finally:
             with localstripe.client() as stripe:  # stop deliveries to this (soon closed) server
                 stripe.post(

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-from tests.support.localstripe import free_port
+from tests.support.ports import free_port
 
 
 @asynccontextmanager

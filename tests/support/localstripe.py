@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.ports import free_port
 from tests.support.services import unavailable
 
 API_KEY = "sk_test_gateway_localstripe_0123456789"
@@ -56,12 +57,6 @@ class LocalStripe:
             response = client.get("/v1/payment_intents", params={"limit": "100"})
             response.raise_for_status()
             return list(response.json()["data"])
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

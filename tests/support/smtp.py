@@ -7,7 +7,6 @@ or implicit TLS, and be stopped and started again on the same port to play "down
 from __future__ import annotations
 
 import email
-import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -18,11 +17,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support.ports import free_port
 
 
 @dataclass(frozen=True)

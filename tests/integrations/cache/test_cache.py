@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from integrations.cache import cache_from_url
 from integrations.cache.memory import MemoryCache
 from integrations.cache.redis import RedisCache
-from tests.support.localstripe import free_port
+from tests.support.ports import free_port
 from tests.support.services import unavailable
 
 FAIL_FAST = 0.5  # seconds: a cache call while Redis is away must not hold a request up longer than this

@@ -15,7 +15,8 @@ from integrations.email import EmailDeliveryError, OutgoingEmail, email_backend
 from integrations.email.console import ConsoleBackend
 from integrations.email.file import FileBackend, eml_filename
 from integrations.email.smtp import SMTPBackend
-from tests.support.smtp import SMTPServer, free_port
+from tests.support.ports import free_port
+from tests.support.smtp import SMTPServer
 
 PASSWORD = "s3cret p@ss/word:%"  # percent-encoded in URLs as below
 PASSWORD_IN_URL = "s3cret%20p%40ss%2Fword%3A%25"
