@@ -8,6 +8,7 @@ GraphQL `errors` member, or a transport failure/timeout.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import shutil
 import subprocess
@@ -79,26 +80,32 @@ async def _python_load(
     duration: float,
     warmup: float,
     check_first: Callable[[bytes], str | None] | None,
+    headers: dict[str, str] | None = None,
+    unique_header: str | None = None,
 ) -> LoadResult:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(REQUEST_TIMEOUT)
     latencies: list[float] = []
     errors = 0
     first_error: str | None = None
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, headers=HEADERS) as client:
+    all_headers = HEADERS | (headers or {})
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False, headers=all_headers) as client:
         if check_first is not None:
             response = await client.post(url, content=body)
             problem = response_error(response.status_code, response.content) or check_first(response.content)
             if problem is not None:
                 return LoadResult("python", 0, 1, 0.0, 0.0, 0.0, first_error=f"first response: {problem}")
 
+        sequence = itertools.count()
+
         async def worker(deadline: float, record: bool) -> None:
             nonlocal errors, first_error
             clock = time.perf_counter
             while clock() < deadline:
                 start = clock()
+                extra = {unique_header: f"bench-{next(sequence)}"} if unique_header else None
                 try:
-                    response = await client.post(url, content=body)
+                    response = await client.post(url, content=body, headers=extra)
                     problem = response_error(response.status_code, response.content)
                 except httpx.HTTPError as exc:
                     problem = f"{type(exc).__name__}: {exc}"
@@ -136,9 +143,13 @@ def python_load(
     duration: float = 10.0,
     warmup: float = 2.0,
     check_first: Callable[[bytes], str | None] | None = None,
+    headers: dict[str, str] | None = None,
+    unique_header: str | None = None,
 ) -> LoadResult:
     """Keep `connections` requests in flight for `duration` seconds (after `warmup`) with one httpx client.
 
+    `unique_header`, when given, is a header set to a different value on every request (e.g. a principal, so
+    that every request misses the response cache).
     `check_first` sees the body of one request sent before the load and returns a problem or None; a problem
     stops the run before any load is sent.
     """
@@ -146,7 +157,16 @@ def python_load(
     duration = min(duration, MAX_DURATION)
     warmup = min(warmup, MAX_DURATION)
     return asyncio.run(
-        _python_load(url, body, connections=connections, duration=duration, warmup=warmup, check_first=check_first)
+        _python_load(
+            url,
+            body,
+            connections=connections,
+            duration=duration,
+            warmup=warmup,
+            check_first=check_first,
+            headers=headers,
+            unique_header=unique_header,
+        )
     )
 
 
@@ -157,11 +177,25 @@ wrk.method = "POST"
 wrk.body = [==[%(body)s]==]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json"
+%(headers)s
 
 local threads = {}
+local unique_header = [==[%(unique_header)s]==]
+local thread_id = 0
+local counter = 0
 
 function setup(thread)
+  thread_id = thread_id + 1
+  thread:set("thread_id", thread_id)
   table.insert(threads, thread)
+end
+
+function request()
+  if unique_header ~= "" then
+    counter = counter + 1
+    wrk.headers[unique_header] = "bench-" .. (thread_id or 0) .. "-" .. counter
+  end
+  return wrk.format()
 end
 
 function init(args)
@@ -217,6 +251,8 @@ def wrk_load(
     warmup: float = 2.0,
     threads: int = 1,
     check_first: Callable[[bytes], str | None] | None = None,
+    headers: dict[str, str] | None = None,
+    unique_header: str | None = None,
 ) -> LoadResult:
     """The same load with wrk (one thread by default: the server needs the other core)."""
     check_loopback(url)
@@ -228,14 +264,16 @@ def wrk_load(
     duration = min(duration, MAX_DURATION)
     threads = max(1, min(threads, connections))
     if check_first is not None:
-        with httpx.Client(timeout=REQUEST_TIMEOUT, trust_env=False, headers=HEADERS) as client:
+        with httpx.Client(timeout=REQUEST_TIMEOUT, trust_env=False, headers=HEADERS | (headers or {})) as client:
             response = client.post(url, content=body)
         problem = response_error(response.status_code, response.content) or check_first(response.content)
         if problem is not None:
             return LoadResult("wrk", 0, 1, 0.0, 0.0, 0.0, first_error=f"first response: {problem}")
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as directory:
         script = Path(directory) / "post.lua"
-        script.write_text(_WRK_SCRIPT % {"body": body.decode()}, encoding="utf-8")
+        extra = "\n".join(f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in (headers or {}).items())
+        values = {"body": body.decode(), "headers": extra, "unique_header": unique_header or ""}
+        script.write_text(_WRK_SCRIPT % values, encoding="utf-8")
         if warmup > 0:
             _wrk_once(wrk, script, url, connections=connections, threads=threads, seconds=warmup)
         completed = _wrk_once(wrk, script, url, connections=connections, threads=threads, seconds=duration)

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import orjson
 
+from bench.bare_app import BODY_ENV as BARE_BODY_ENV
 from bench.load import LoadResult, python_load, wrk_load, wrk_path
 from bench.serve_instrumented import APP_ENV, COUNTER_DIR_ENV, SQL_PATH
 
@@ -216,10 +217,13 @@ class Server:
 
 
 @contextmanager
-def running_server(name: str, env: dict[str, str], workers: int, directory: Path) -> Iterator[Server]:
+def running_server(
+    name: str, env: dict[str, str], workers: int, directory: Path, *, app: str | None = None
+) -> Iterator[Server]:
+    """Serve `app` (gateway, reference or bare; `name` by default) under `name`."""
     port = free_port()
     log = directory / f"{name}.log"
-    server_env = {**env, APP_ENV: name, COUNTER_DIR_ENV: str(directory / f"{name}-counters")}
+    server_env = {**env, APP_ENV: app or name, COUNTER_DIR_ENV: str(directory / f"{name}-counters")}
     command = [
         sys.executable,
         "-m",
@@ -363,6 +367,8 @@ def load(
     *,
     duration: float,
     check_first: Callable[[bytes], str | None] | None,
+    headers: dict[str, str] | None = None,
+    unique_header: str | None = None,
 ) -> LoadResult:
     if generator == "wrk":
         return wrk_load(
@@ -373,28 +379,64 @@ def load(
             warmup=0,
             threads=args.wrk_threads,
             check_first=check_first,
+            headers=headers,
+            unique_header=unique_header,
         )
-    return python_load(url, body, connections=args.connections, duration=duration, warmup=0, check_first=check_first)
+    return python_load(
+        url,
+        body,
+        connections=args.connections,
+        duration=duration,
+        warmup=0,
+        check_first=check_first,
+        headers=headers,
+        unique_header=unique_header,
+    )
 
 
 def measure(
-    server: Server, scenario: Scenario, body: bytes, generator: str, args: argparse.Namespace, expected: Any
+    server: Server,
+    scenario: str,
+    body: bytes,
+    generator: str,
+    args: argparse.Namespace,
+    expected: Any,
+    headers: dict[str, str] | None = None,
+    unique_header: str | None = None,
 ) -> Row:
     """Warm up (checking the first answer), let the server drain, then load it and read its counters."""
     check: Callable[[bytes], str | None] | None = data_checker(expected)
     if args.warmup > 0:
-        warm = load(generator, server.graphql, body, args, duration=args.warmup, check_first=check)
+        warm = load(
+            generator,
+            server.graphql,
+            body,
+            args,
+            duration=args.warmup,
+            check_first=check,
+            headers=headers,
+            unique_header=unique_header,
+        )
         if warm.errors:
-            raise BenchError(f"{server.name} {scenario.name}: errors while warming up: {warm.first_error}")
+            raise BenchError(f"{server.name} {scenario}: errors while warming up: {warm.first_error}")
         check = None
     before = sql_totals(server)  # waits until requests abandoned by the warm-up are done
-    result = load(generator, server.graphql, body, args, duration=args.duration, check_first=check)
+    result = load(
+        generator,
+        server.graphql,
+        body,
+        args,
+        duration=args.duration,
+        check_first=check,
+        headers=headers,
+        unique_header=unique_header,
+    )
     after = sql_totals(server)
     served = after["requests"] - before["requests"]
     statements = after["statements"] - before["statements"]
     return Row(
         server=server.name,
-        scenario=scenario.name,
+        scenario=scenario,
         rps=result.rps,
         p50_ms=result.p50_ms,
         p99_ms=result.p99_ms,
@@ -451,6 +493,93 @@ def ratios(rows: list[Row], scenarios: list[Scenario]) -> list[dict[str, Any]]:
     return results
 
 
+# --- the response cache ---------------------------------------------------------------------------------------
+
+EXTRA_SCENARIOS = ("cache", "documents")
+PRINCIPAL = {"Authorization": "Bearer bench"}  # Q1 reads customers' emails: PRIVATE, so cached per principal
+HIT_TARGET_VS_BARE = 0.5
+HIT_TARGET_VS_MISS = 20.0
+
+
+def cache_rows(
+    gateway: Server,
+    body: bytes,
+    expected: Any,
+    env: dict[str, str],
+    generator: str,
+    args: argparse.Namespace,
+    directory: Path,
+    stack: ExitStack,
+) -> list[Row]:
+    """Q1 as a cache hit, as a miss (looked up, executed, stored), and a bare endpoint serving the same bytes."""
+    headers = {"content-type": "application/json", "accept": "application/json"} | PRINCIPAL
+    with httpx.Client(timeout=30.0, trust_env=False) as client:
+        client.post(gateway.graphql, content=body, headers=headers)
+        hit = client.post(gateway.graphql, content=body, headers=headers)
+        miss = client.post(gateway.graphql, content=body, headers=headers | {"Authorization": "Bearer someone-else"})
+    if hit.headers.get("x-cache") != "HIT" or miss.headers.get("x-cache") != "MISS":
+        raise BenchError(
+            f"cache: expected HIT then MISS, got {hit.headers.get('x-cache')}, {miss.headers.get('x-cache')}"
+        )
+    bytes_file = directory / "q1-response.json"
+    bytes_file.write_bytes(hit.content)
+    bare = stack.enter_context(running_server("bare", env | {BARE_BODY_ENV: str(bytes_file)}, args.workers, directory))
+    rows = [
+        measure(bare, "q1-bytes", body, generator, args, expected),
+        measure(gateway, "q1-hit", body, generator, args, expected, headers=PRINCIPAL),
+        # Every request names another principal: each one looks up, misses, executes and stores its own entry.
+        measure(gateway, "q1-miss", body, generator, args, expected, unique_header="Authorization"),
+    ]
+    for row in rows:
+        print(f"  {row.server:<9} {row.scenario}: {row.rps:,.1f} rps, p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms")
+    return rows
+
+
+def cache_ratios(rows: list[Row]) -> list[dict[str, Any]]:
+    by_key = {(row.server, row.scenario): row for row in rows}
+    cached, parsed = by_key.get(("gateway", "q2-documents-cached")), by_key.get(("no-doc-cache", "q2-parsed-each-time"))
+    if cached is not None and parsed is not None and parsed.rps:
+        print(
+            f"document cache: Q2 {parsed.rps:,.1f} rps parsed each time -> {cached.rps:,.1f} rps cached "
+            f"({cached.rps / parsed.rps:.2f}x)"
+        )
+    if ("gateway", "q1-hit") not in by_key:
+        return []
+    hit, miss, bare = by_key[("gateway", "q1-hit")], by_key[("gateway", "q1-miss")], by_key[("bare", "q1-bytes")]
+    checks = []
+    for name, ratio, target in (
+        ("q1-hit/bare", hit.rps / bare.rps if bare.rps else 0.0, HIT_TARGET_VS_BARE),
+        ("q1-hit/q1-miss", hit.rps / miss.rps if miss.rps else 0.0, HIT_TARGET_VS_MISS),
+    ):
+        checks.append({"scenario": name, "ratio": ratio, "target": target, "passed": ratio >= target})
+    return checks
+
+
+# --- the parsed-document cache --------------------------------------------------------------------------------
+
+
+def document_rows(
+    gateway: Server,
+    body: bytes,
+    expected: Any,
+    env: dict[str, str],
+    generator: str,
+    args: argparse.Namespace,
+    directory: Path,
+    stack: ExitStack,
+) -> list[Row]:
+    """Q2 executed (not from the response cache) with the document cache on, and on a gateway without it."""
+    uncached_env = env | {"GATEWAY_DOCUMENT_CACHE_SIZE": "0"}
+    uncached = stack.enter_context(running_server("no-doc-cache", uncached_env, args.workers, directory, app="gateway"))
+    rows = [
+        measure(gateway, "q2-documents-cached", body, generator, args, expected),
+        measure(uncached, "q2-parsed-each-time", body, generator, args, expected),
+    ]
+    for row in rows:
+        print(f"  {row.server:<12} {row.scenario}: {row.rps:,.1f} rps, p50 {row.p50_ms:.2f} ms")
+    return rows
+
+
 # --- main -----------------------------------------------------------------------------------------------------
 
 
@@ -461,7 +590,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for each server (default 1)")
-    parser.add_argument("--scenarios", default="q1,q2", help="comma-separated: q1,q2")
+    parser.add_argument(
+        "--scenarios",
+        default="q1,q2,cache,documents",
+        help="comma-separated: q1,q2 (gateway vs reference), cache (Q1 cache hit vs bare Starlette and vs a miss), "
+        "documents (Q2 with and without the parsed-document cache)",
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/0",
+        help="REDIS_URL for the gateway (its own key prefix), or 'memory' for the in-process cache",
+    )
     parser.add_argument(
         "--generator",
         choices=("auto", "wrk", "python"),
@@ -473,10 +612,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-check", action="store_true", help="report the ratios without failing on targets")
     args = parser.parse_args(argv)
     names = [name.strip().lower() for name in args.scenarios.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SCENARIOS]
+    unknown = [name for name in names if name not in SCENARIOS and name not in EXTRA_SCENARIOS]
     if unknown or not names:
-        parser.error(f"--scenarios: unknown {', '.join(unknown) or '(none given)'}; choose from q1, q2")
-    args.scenario_list = [SCENARIOS[name] for name in dict.fromkeys(names)]
+        parser.error(
+            f"--scenarios: unknown {', '.join(unknown) or '(none given)'}; choose from q1, q2, cache, documents"
+        )
+    args.scenario_list = [SCENARIOS[name] for name in dict.fromkeys(names) if name in SCENARIOS]
+    args.cache = "cache" in names
+    args.documents = "documents" in names
     if not 0 < args.duration <= 300 or not 0 <= args.warmup <= 60:
         parser.error("--duration must be in (0, 300] and --warmup in [0, 60]")
     if not 1 <= args.connections <= 512 or not 1 <= args.workers <= 16:
@@ -500,6 +643,8 @@ def run(args: argparse.Namespace) -> int:
             "EMAIL_URL": f"file://{directory / 'mail'}",
             "PYTHONUNBUFFERED": "1",
         }
+        if args.redis != "memory":
+            env |= {"REDIS_URL": args.redis, "GATEWAY_CACHE_PREFIX": f"bench-{secrets.token_hex(4)}:"}
         seed_store(env)
         order_id = encode_order_id(pick_order_pk(database_url))
         bodies = {"q1": SCENARIOS["q1"].body({}), "q2": SCENARIOS["q2"].body({"id": order_id})}
@@ -508,8 +653,8 @@ def run(args: argparse.Namespace) -> int:
             f"servers up ({args.workers} worker(s) each): "
             + ", ".join(f"{name} {server.base}" for name, server in servers.items())
         )
-        expected = {s.name: expected_data(s, bodies[s.name], servers) for s in scenarios}
-        print("both servers return identical data for " + ", ".join(s.name for s in scenarios))
+        expected = {s.name: expected_data(s, bodies[s.name], servers) for s in SCENARIOS.values()}
+        print("both servers return identical data for " + ", ".join(SCENARIOS))
         print(
             f"load: {generator}, {args.connections} connections, {args.warmup:g}s warm-up + {args.duration:g}s "
             f"per scenario and server, database {args.database}\n"
@@ -517,22 +662,29 @@ def run(args: argparse.Namespace) -> int:
         rows: list[Row] = []
         for scenario in scenarios:
             for name in SERVERS:
-                row = measure(servers[name], scenario, bodies[scenario.name], generator, args, expected[scenario.name])
+                row = measure(
+                    servers[name], scenario.name, bodies[scenario.name], generator, args, expected[scenario.name]
+                )
                 rows.append(row)
                 print(
                     f"  {name:<9} {scenario.name}: {row.rps:,.1f} rps, p50 {row.p50_ms:.2f} ms, "
                     f"p99 {row.p99_ms:.2f} ms, {row.errors} errors",
                     flush=True,
                 )
+        if args.documents:
+            rows += document_rows(
+                servers["gateway"], bodies["q2"], expected["q2"], env, generator, args, directory, stack
+            )
+        if args.cache:
+            rows += cache_rows(servers["gateway"], bodies["q1"], expected["q1"], env, generator, args, directory, stack)
     print()
     print(render_table(rows))
     print()
-    checks = ratios(rows, scenarios)
+    checks = ratios(rows, scenarios) + cache_ratios(rows)
     for check in checks:
         verdict = "PASS" if check["passed"] else "FAIL"
-        print(
-            f"{check['scenario']}: gateway/reference = {check['ratio']:.2f}x (target >= {check['target']:g}x) {verdict}"
-        )
+        label = check["scenario"] if "/" in check["scenario"] else f"{check['scenario']}: gateway/reference"
+        print(f"{label} = {check['ratio']:.2f}x (target >= {check['target']:g}x) {verdict}")
     errors = [row for row in rows if row.errors]
     for row in errors:
         print(f"{row.server} {row.scenario}: {row.errors} errors, first: {row.first_error}", file=sys.stderr)

@@ -105,7 +105,9 @@ def instrument(app: Starlette, counter_dir: Path) -> Instrumented:
     from sqlalchemy import event
 
     counters = Counters(counter_dir)
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", counters.on_statement)
+    engine = getattr(app.state, "engine", None)  # the bare endpoint has no database
+    if engine is not None:
+        event.listen(engine.sync_engine, "before_cursor_execute", counters.on_statement)
     return Instrumented(app, counters)
 
 
@@ -121,8 +123,12 @@ def create_app() -> Instrumented:
         from bench.reference_app import create_app as create_reference_app
 
         app = create_reference_app()
+    elif kind == "bare":
+        from bench.bare_app import create_app as create_bare_app
+
+        app = create_bare_app()
     else:
-        raise RuntimeError(f"{APP_ENV} must be 'gateway' or 'reference' (got {kind!r})")
+        raise RuntimeError(f"{APP_ENV} must be 'gateway', 'reference' or 'bare' (got {kind!r})")
     directory = os.environ.get(COUNTER_DIR_ENV)
     if not directory:
         raise RuntimeError(f"set {COUNTER_DIR_ENV} to a directory for the counters")

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
-from strawberry.extensions import ParserCache, ValidationCache
 
+from gateway.cache_policy import CacheHints
+from gateway.documents import Documents, PreparedDocuments
 from gateway.endpoint import GraphQLEndpoint
 from gateway.extensions.operation_name import RequireOperationName
 from gateway.extensions.phase_codes import PhaseCodes
@@ -18,10 +19,13 @@ from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
 from gateway.health import Check, database_check, healthz, readyz, redis_check
 from gateway.persisted_queries import PersistedQueries
 from gateway.runtime import tune_garbage_collector
-from gateway.services import running_services
+from gateway.safelist import Safelist
+from gateway.services import response_cache, running_services
 from gateway.settings import Settings, load_settings
 from gateway.webhooks import StripeWebhookEndpoint
+from integrations.store.changes import ChangeFeed
 from integrations.store.engine import create_engine, create_sessionmaker
+from resolvers.trusted_documents import TrustedDocuments
 from schema import build_schema
 
 logger = logging.getLogger("gateway")
@@ -29,19 +33,21 @@ logger = logging.getLogger("gateway")
 
 def create_app(settings: Settings) -> Starlette:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-    cache_size = settings.document_cache_size
-    schema = build_schema(
-        extensions=[
-            PhaseCodes,
-            RequireOperationName,
-            lambda: ParserCache(maxsize=cache_size),
-            lambda: ValidationCache(maxsize=cache_size),
-        ]
-    )
-    sessionmaker = create_sessionmaker(engine)
+    schema = build_schema(extensions=[PhaseCodes, RequireOperationName, lambda: PreparedDocuments(documents)])
+    documents = Documents(schema._schema, max_entries=settings.document_cache_size)
+    changes = ChangeFeed()
+    sessionmaker = create_sessionmaker(engine, changes=changes)
     endpoint = GraphQLEndpoint(
         schema,
         sessionmaker,
+        documents,
+        changes,
+        CacheHints(schema._schema, default_max_age=settings.cache_default_max_age),
+        Safelist(
+            TrustedDocuments(sessionmaker, ttl=settings.trusted_documents_ttl),
+            header=settings.client_header,
+            trusted_only=settings.trusted_documents_only,
+        ),
         max_body_bytes=settings.max_body_bytes,
         graphiql=settings.graphiql_enabled,
         expose_internal_errors=not settings.production,
@@ -72,7 +78,15 @@ def create_app(settings: Settings) -> Starlette:
                     webhooks.services = running.services
                 app.state.services = running.services
                 app.state.outbox_worker = running.worker
-                yield
+                async with response_cache(settings, schema) as responses:
+                    if responses is not None:
+                        changes.listen(responses.invalidate)
+                    endpoint.response_cache = responses
+                    app.state.response_cache = responses
+                    try:
+                        yield
+                    finally:
+                        await changes.drain()
         finally:
             if redis is not None:
                 await redis.aclose()
@@ -91,6 +105,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.schema = schema
     app.state.engine = engine
+    app.state.documents = documents
+    app.state.changes = changes
     return app
 
 

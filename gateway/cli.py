@@ -1,16 +1,25 @@
-"""The `gateway` command: serve, db upgrade/downgrade, seed, worker, schema export/check."""
+"""The `gateway` command: serve, db upgrade/downgrade, seed, worker, schema export/check, persisted documents."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway.settings import Settings, SettingsError, load_settings
 
+if TYPE_CHECKING:
+    from graphql import GraphQLSchema
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from gateway.trusted_documents import InvalidDocument
+
 SCHEMA_FILE = Path("schema.graphql")
+STORE_TIMEOUT = 15.0  # seconds a command waits for the database before giving up
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 2
-    return int(args.run(args, settings) or 0)
+    try:
+        return int(args.run(args, settings) or 0)
+    except _Exit as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return exc.code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -89,12 +102,72 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_schema_export)
     check = schema_commands.add_parser(
         "check",
-        help="fail on drift from schema.graphql",
-        description="Fail when the schema differs from the file; list breaking changes.",
+        help="fail on drift from schema.graphql or on broken trusted documents",
+        description="Fail when the schema differs from the file (listing breaking changes), or when a stored "
+        "trusted document no longer validates against the schema. Without a reachable, migrated database the "
+        "documents are skipped with a note.",
     )
     check.add_argument("--file", type=Path, default=SCHEMA_FILE)
     check.set_defaults(run=_schema_check)
+
+    _persisted_parser(commands)
     return parser
+
+
+def _persisted_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    persisted = commands.add_parser(
+        "persisted",
+        help="trusted documents of partner clients",
+        description="Trusted documents (persisted operations) registered by partner clients, and whether a "
+        "client may run only those (safelist) or any valid operation (open).",
+    )
+    persisted_commands = persisted.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    imported = persisted_commands.add_parser(
+        "import",
+        help="validate a manifest and store its documents",
+        description="Validate every document of MANIFEST against the schema and store them for the client in "
+        "one transaction; if any is invalid, list them all and store nothing. MANIFEST is Apollo's "
+        "persisted-query manifest or a Relay-style JSON map of id to query text. Re-importing is a no-op; an id "
+        "already stored with different text is an error (ids are immutable).",
+    )
+    imported.add_argument("manifest", type=Path, metavar="MANIFEST", help="the manifest (JSON) file")
+    imported.add_argument("--client", required=True, metavar="NAME", help="the client the documents belong to")
+    imported.add_argument(
+        "--safelist",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also safelist the client (--no-safelist: open it); default: leave its policy as it is",
+    )
+    imported.set_defaults(run=_persisted_import)
+
+    listed = persisted_commands.add_parser(
+        "list", help="list stored documents", description="List stored trusted documents by client and id."
+    )
+    listed.add_argument("--client", metavar="NAME", help="only this client's documents")
+    listed.set_defaults(run=_persisted_list)
+
+    remove = persisted_commands.add_parser(
+        "remove",
+        help="remove documents of a client",
+        description="Remove the client's documents with the given ids (all or none: an unknown id removes "
+        "nothing), or all of its documents.",
+    )
+    remove.add_argument("document_ids", nargs="*", metavar="ID", help="document ids to remove")
+    remove.add_argument("--client", required=True, metavar="NAME")
+    remove.add_argument("--all", action="store_true", dest="all_documents", help="remove every document")
+    remove.set_defaults(run=_persisted_remove)
+
+    policy = persisted_commands.add_parser(
+        "policy",
+        help="safelist or open a client",
+        description="Safelist a client (only its trusted documents run) or open it (any valid operation runs).",
+    )
+    policy.add_argument("--client", required=True, metavar="NAME")
+    choice = policy.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--safelist", action="store_const", const=True, dest="safelist", help="trusted only")
+    choice.add_argument("--open", action="store_const", const=False, dest="safelist", help="any valid operation")
+    policy.set_defaults(run=_persisted_policy)
 
 
 def _count(value: str) -> int:
@@ -105,7 +178,14 @@ def _count(value: str) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
     import uvicorn
+
+    if args.workers > 1 and not args.reload and settings.response_cache and not settings.redis_url:
+        # Each worker would keep its own in-memory cache, and a write through one would not invalidate the others.
+        os.environ["GATEWAY_RESPONSE_CACHE"] = "false"
+        print("note: response cache off: with --workers > 1 it needs REDIS_URL (shared invalidation)", file=sys.stderr)
 
     uvicorn.run(
         "gateway.app:create_app_from_env",
@@ -175,11 +255,20 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
     from gateway.services import outbox_worker
+    from integrations.cache.tagged import tagged_store_from_url
+    from integrations.store.changes import ChangeFeed
     from integrations.store.engine import create_engine, create_sessionmaker
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
-        worker = outbox_worker(settings, create_sessionmaker(engine))
+        changes = ChangeFeed()
+        # Delivery changes what `Order.emails` shows: drop the gateways' cached copies (shared only through Redis).
+        responses = (
+            tagged_store_from_url(settings.redis_url, prefix=settings.cache_prefix) if settings.redis_url else None
+        )
+        if responses is not None and settings.response_cache:
+            changes.listen(responses.invalidate)
+        worker = outbox_worker(settings, create_sessionmaker(engine, changes=changes))
         delivered = 0
         try:
             if args.once:
@@ -194,6 +283,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
                 await worker.run(stop, settings.email_poll_interval)
         finally:
             await worker.backend.aclose()
+            await changes.drain()
+            if responses is not None:
+                await responses.aclose()
             await engine.dispose()
         return delivered
 
@@ -216,18 +308,161 @@ def _schema_export(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
-def _schema_check(args: argparse.Namespace, _settings: Settings) -> int:
+def _schema_check(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.schema_file import check
     from schema import build_schema
 
-    drift = check(build_schema(), args.file)
+    schema = build_schema()
+    drift = check(schema, args.file)
     if drift.clean:
         print(f"{args.file} is up to date")
+    else:
+        print(f"{args.file} differs from the schema (run `gateway schema export`):", file=sys.stderr)
+        print("\n".join(drift.diff), file=sys.stderr)
+        for title, changes in (("BREAKING changes", drift.breaking), ("dangerous changes", drift.dangerous)):
+            if changes:
+                print(f"\n{title}:", file=sys.stderr)
+                print("\n".join(f"  - {change}" for change in changes), file=sys.stderr)
+    documents = _check_trusted_documents(settings, schema._schema)
+    return 0 if drift.clean and documents == 0 else 1
+
+
+def _check_trusted_documents(settings: Settings, schema: GraphQLSchema) -> int:
+    """1 when a stored trusted document no longer validates; a database we cannot read is a note, not a failure."""
+    from gateway.trusted_documents import check_stored
+    from resolvers.trusted_documents import list_documents
+
+    try:
+        documents = _with_store(settings, list_documents)
+    except _StoreProblem as problem:
+        print(f"note: trusted documents not checked: {problem}", file=sys.stderr)
         return 0
-    print(f"{args.file} differs from the schema (run `gateway schema export`):", file=sys.stderr)
-    print("\n".join(drift.diff), file=sys.stderr)
-    for title, changes in (("BREAKING changes", drift.breaking), ("dangerous changes", drift.dangerous)):
-        if changes:
-            print(f"\n{title}:", file=sys.stderr)
-            print("\n".join(f"  - {change}" for change in changes), file=sys.stderr)
-    return 1
+    if invalid := check_stored(documents, schema):
+        _print_invalid(f"{len(invalid)} of {len(documents)} trusted documents fail against the schema:", invalid)
+        return 1
+    print(f"{len(documents)} trusted documents validate against the schema")
+    return 0
+
+
+def _persisted_import(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.trusted_documents import ManifestError, load_manifest, validate_documents
+    from resolvers.trusted_documents import import_documents
+
+    try:
+        documents = load_manifest(args.manifest)
+    except OSError as exc:
+        raise _Exit(f"cannot read {args.manifest}: {exc.strerror or exc}", 2) from exc
+    except ManifestError as exc:
+        raise _Exit(str(exc), 1) from exc
+    if invalid := validate_documents(documents):
+        _print_invalid(f"{len(invalid)} of {len(documents)} documents are invalid; nothing imported:", invalid)
+        return 1
+    result = _persisted(settings, lambda sm: import_documents(sm, args.client, documents, safelist=args.safelist))
+    policy = {None: "", True: "; client safelisted", False: "; client open"}[args.safelist]
+    print(f"{args.client}: {len(result.added)} documents added, {len(result.unchanged)} already present{policy}")
+    return 0
+
+
+def _persisted_list(args: argparse.Namespace, settings: Settings) -> int:
+    from resolvers.trusted_documents import list_documents
+
+    documents = _persisted(settings, lambda sm: list_documents(sm, args.client))
+    if not documents:
+        print("no trusted documents" + (f" for client {args.client}" if args.client else ""))
+        return 0
+    rows = [("CLIENT", "ID", "OPERATION", "SHA256")]
+    rows += [(d.client, d.document_id, d.operation_name or "-", d.sha256[:12]) for d in documents]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  ".join([*(value.ljust(width) for value, width in zip(row, widths, strict=False)), row[3]]))
+    return 0
+
+
+def _persisted_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from resolvers.trusted_documents import remove_documents
+
+    if args.all_documents == bool(args.document_ids):
+        raise _Exit("persisted remove: give document ids or --all, not both", 2)
+    ids, everything = args.document_ids, args.all_documents
+    removed = _persisted(settings, lambda sm: remove_documents(sm, args.client, ids, all_documents=everything))
+    print(f"{args.client}: {removed} documents removed")
+    return 0
+
+
+def _persisted_policy(args: argparse.Namespace, settings: Settings) -> int:
+    from resolvers.trusted_documents import set_policy
+
+    _persisted(settings, lambda sm: set_policy(sm, args.client, safelist=args.safelist))
+    state = "safelisted (only its trusted documents run)" if args.safelist else "open (any valid operation runs)"
+    print(f"{args.client}: {state}")
+    return 0
+
+
+class _Exit(Exception):
+    """Ends a command with one line on stderr and an exit code (1: refused input, 2: usage or configuration)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _StoreProblem(Exception):
+    """The database cannot be used for trusted documents: missing, unreachable or not migrated."""
+
+
+def _persisted(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run `work` on the store, turning what a user can fix into an `_Exit`."""
+    from integrations.errors import InputErrors, NotFoundError, UserInputError
+    from resolvers.trusted_documents import DocumentConflictError
+
+    try:
+        return _with_store(settings, work)
+    except _StoreProblem as exc:
+        raise _Exit(str(exc), 2) from exc
+    except UserInputError as exc:
+        raise _Exit(exc.message, 2) from exc
+    except (InputErrors, DocumentConflictError, NotFoundError) as exc:
+        raise _Exit(exc.message, 1) from exc
+
+
+def _with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run `work` with a session factory on a database that has the trusted-document tables, else `_StoreProblem`.
+
+    A SQLite file that does not exist is reported, not created.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from integrations.errors import StoreUnavailableError
+    from integrations.store.engine import create_engine, create_sessionmaker
+    from resolvers.trusted_documents import documents_table_exists
+
+    url = make_url(settings.database_url)
+    sqlite_file = url.database if url.get_backend_name() == "sqlite" and url.database != ":memory:" else None
+    if sqlite_file and not Path(sqlite_file).exists():
+        raise _StoreProblem(f"no database at {sqlite_file} (run `gateway db upgrade`)")
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            async with asyncio.timeout(STORE_TIMEOUT):
+                migrated = await documents_table_exists(sessionmaker)
+            if not migrated:
+                raise _StoreProblem("the database has no trusted_document table (run `gateway db upgrade`)")
+            return await work(sessionmaker)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (StoreUnavailableError, DBAPIError, OSError, TimeoutError) as exc:
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        first_line = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
+        raise _StoreProblem(f"cannot use the database: {first_line}") from exc
+
+
+def _print_invalid(title: str, invalid: Sequence[InvalidDocument]) -> None:
+    print(title, file=sys.stderr)
+    for document in invalid:
+        print(f"  {document}", file=sys.stderr)

@@ -7,9 +7,11 @@ every refusal is a GraphQL error object with `extensions.code`, and client mista
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
+from graphql import OperationType as GraphQLOperationType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,10 +21,17 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from gateway.cache_policy import CacheHints
+from gateway.cache_policy import Scope as CacheScope
+from gateway.documents import Document, Documents, prepared
 from gateway.errors import BAD_USER_INPUT, format_error, is_request_error, request_error
 from gateway.graphiql import render_graphiql
-from gateway.persisted_queries import PersistedQueries, PersistedQueryError
-from gateway.request import RequestError, read_params, response_media_type, wants_html
+from gateway.persisted_queries import PersistedQueries
+from gateway.principal import principal_of
+from gateway.request import GraphQLParams, RequestError, read_params, response_media_type, wants_html
+from gateway.response_cache import CacheState, Produced, ResponseCache, Served
+from gateway.safelist import Safelist
+from integrations.store.changes import ChangeFeed
 from integrations.store.session import StoreSession
 from resolvers.services import Services
 from schema.context import Context
@@ -38,6 +47,10 @@ class GraphQLEndpoint:
         self,
         schema: Schema,
         sessionmaker: async_sessionmaker[AsyncSession],
+        documents: Documents,
+        changes: ChangeFeed,
+        hints: CacheHints,
+        safelist: Safelist,
         *,
         max_body_bytes: int,
         graphiql: bool,
@@ -45,6 +58,10 @@ class GraphQLEndpoint:
     ) -> None:
         self.schema = schema
         self.sessionmaker = sessionmaker
+        self.documents = documents
+        self.changes = changes
+        self.hints = hints
+        self.safelist = safelist
         self.max_body_bytes = max_body_bytes
         self.graphiql = graphiql
         self.expose_internal_errors = expose_internal_errors
@@ -52,6 +69,8 @@ class GraphQLEndpoint:
         """Set by the app's lifespan once the payment provider, cache and worker are open."""
         self.persisted_queries: PersistedQueries | None = None
         """Set by the app's lifespan (it needs the cache store)."""
+        self.response_cache: ResponseCache | None = None
+        """Set by the app's lifespan when response caching is on."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handle(Request(scope, receive))
@@ -67,45 +86,122 @@ class GraphQLEndpoint:
             return _error(406, "Accept application/graphql-response+json or application/json")
         try:
             params = await read_params(request, max_body_bytes=self.max_body_bytes)
+            if self.services is None or self.persisted_queries is None:
+                raise RequestError(503, "The gateway is starting", code="SERVICE_UNAVAILABLE")
+            trusted = await self.safelist.resolve(self.safelist.client(request), params)
+            persisted = None
+            if trusted is not None:
+                query: str | None = trusted
+            else:
+                persisted = await self.persisted_queries.resolve(params.query, params.extensions)
+                query = persisted.query if persisted is not None else params.query
+            document = self.documents.get(query) if query is not None else None
+            served = await self._serve_cached(request, params, document)
+            if served is not None:
+                produced = served.produced
+            else:
+                produced = await self._run(request.method, params, document, record_reads=False)
         except RequestError as error:
-            return _error(error.status, error.message, headers=error.headers, media_type=media_type)
-
-        if self.services is None or self.persisted_queries is None:
-            return _error(503, "The gateway is starting", code="SERVICE_UNAVAILABLE", media_type=media_type)
-        try:
-            persisted = await self.persisted_queries.resolve(params.query, params.extensions)
-        except PersistedQueryError as error:
             return _error(error.status, error.message, code=error.code, headers=error.headers, media_type=media_type)
-        context = Context(store=StoreSession(self.sessionmaker), services=self.services)
-        try:
-            result = await self.schema.execute(
-                persisted.query if persisted is not None else params.query,
-                variable_values=params.variables,
-                context_value=context,
-                operation_name=params.operation_name,
-                allowed_operation_types=GET_OPERATIONS if request.method == "GET" else POST_OPERATIONS,
-                operation_extensions=params.extensions,
-            )
-        except MissingQueryError:
-            return _error(400, "No GraphQL query found in the request", media_type=media_type)
-        except CannotGetOperationTypeError as error:
-            return _error(400, error.as_http_error_reason(), code=BAD_USER_INPUT, media_type=media_type)
-        except InvalidOperationTypeError:
-            return _error(405, "Mutations must be sent with POST", headers={"Allow": "POST"}, media_type=media_type)
-        finally:
-            await context.store.close()
+
+        # A cached answer also proves the document valid: it was stored after a successful execution.
+        succeeded = produced.status == 200 if produced is not None else served is not None and served.entry is not None
+        if succeeded and persisted is not None and persisted.register is not None:
+            assert query is not None
+            await self.persisted_queries.register(persisted.register, query)
+        if served is not None:
+            return self._cached_response(request, served, media_type)
+        assert produced is not None
+        headers = {"Cache-Control": "no-store"}
+        if self.response_cache is not None:
+            headers["X-Cache"] = CacheState.BYPASS.value
+        return Response(produced.body, status_code=produced.status, headers=headers, media_type=media_type)
+
+    async def _serve_cached(self, request: Request, params: GraphQLParams, document: Document | None) -> Served | None:
+        """Answer through the response cache when the operation may be cached; None when it may not."""
+        cache = self.response_cache
+        if cache is None or document is None or not document.valid:
+            return None
+        operation = document.operation(params.operation_name)
+        if operation is None or operation.operation is not GraphQLOperationType.QUERY:
+            return None
+        policy = document.policy(params.operation_name, self.hints)
+        principal = principal_of(request)
+        if not policy.cacheable or (policy.scope is CacheScope.PRIVATE and principal is None):
+            return None
+        key = cache.key(document.digest, params.operation_name, params.variables, policy, principal)
+        refresh = "no-cache" in request.headers.get("cache-control", "").lower()
+
+        def run() -> Awaitable[Produced]:
+            return self._run(request.method, params, document, record_reads=True)
+
+        return await cache.serve(key, policy, run, refresh=refresh)
+
+    async def _run(
+        self, method: str, params: GraphQLParams, document: Document | None, *, record_reads: bool
+    ) -> Produced:
+        assert self.services is not None
+        store = StoreSession(self.sessionmaker, record_reads=record_reads)
+        context = Context(store=store, services=self.services)
+        with self.changes.collecting() as changes, prepared(document):
+            try:
+                result = await self.schema.execute(
+                    document.text if document is not None else None,
+                    variable_values=params.variables,
+                    context_value=context,
+                    operation_name=params.operation_name,
+                    allowed_operation_types=GET_OPERATIONS if method == "GET" else POST_OPERATIONS,
+                    operation_extensions=params.extensions,
+                )
+            except MissingQueryError:
+                raise RequestError(400, "No GraphQL query found in the request") from None
+            except CannotGetOperationTypeError as error:
+                raise RequestError(400, error.as_http_error_reason(), code=BAD_USER_INPUT) from None
+            except InvalidOperationTypeError:
+                raise RequestError(405, "Mutations must be sent with POST", {"Allow": "POST"}) from None
+            finally:
+                await store.close()
+        if changes.tags and self.response_cache is not None:
+            # Before answering: the client's next read, through any instance, must not find the old data.
+            await self.response_cache.invalidate(changes.tags)
 
         payload: dict[str, Any] = {}
         if result.errors:
             payload["errors"] = [format_error(e, expose_internal=self.expose_internal_errors) for e in result.errors]
         status = 400 if is_request_error(result.data, result.errors) else 200
-        if status == 200 and persisted is not None and persisted.register is not None:
-            await self.persisted_queries.register(persisted.register, persisted.query)  # parsed and validated
         if status == 200:
             payload["data"] = result.data
         if result.extensions:
             payload["extensions"] = result.extensions
-        return Response(orjson.dumps(payload), status_code=status, media_type=media_type)
+        storable = status == 200 and not result.errors
+        return Produced(status, orjson.dumps(payload), storable, store.reads or ())
+
+    def _cached_response(self, request: Request, served: Served, media_type: str) -> Response:
+        headers = {"X-Cache": served.state.value}
+        entry = served.entry
+        if entry is None:
+            headers["Cache-Control"] = "no-store"
+            return Response(served.body, status_code=served.status, headers=headers, media_type=media_type)
+        assert self.response_cache is not None
+        control = f"{entry.scope.value}, max-age={entry.max_age}"
+        if self.response_cache.swr > 0:
+            control += f", stale-while-revalidate={int(self.response_cache.swr)}"
+        headers["Cache-Control"] = control
+        headers["ETag"] = entry.etag
+        headers["Vary"] = "Accept, Authorization" if entry.scope is CacheScope.PRIVATE else "Accept"
+        if served.state in (CacheState.HIT, CacheState.STALE):
+            headers["Age"] = str(int(served.age))
+        if request.method == "GET" and etag_matches(request.headers.get("if-none-match"), entry.etag):
+            return Response(status_code=304, headers=headers)
+        return Response(served.body, status_code=served.status, headers=headers, media_type=media_type)
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """`If-None-Match` (weak comparison, RFC 9110 13.1.2): `*` or any listed tag equal to `etag`."""
+    if not header:
+        return False
+    candidates = [part.strip().removeprefix("W/") for part in header.split(",")]
+    return "*" in candidates or etag in candidates
 
 
 def _error(

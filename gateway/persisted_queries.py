@@ -9,28 +9,18 @@ A GET carrying only a hash is a short, CDN-cacheable URL.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.request import RequestError
 from integrations.cache.base import Cache
+from resolvers.trusted_documents import document_hash
 
 NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED"
 UNCACHEABLE = {"Cache-Control": "private, no-cache, must-revalidate"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class PersistedQueryError(Exception):
-    """Why a persisted-query request cannot run: the status, message and code the client expects."""
-
-    def __init__(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.headers = headers or {}
 
 
 @dataclass(frozen=True)
@@ -52,19 +42,19 @@ class PersistedQueries:
         if persisted is None:
             return None
         if not self.enabled:
-            raise PersistedQueryError(200, "PersistedQueryNotSupported", NOT_SUPPORTED, UNCACHEABLE)
+            raise RequestError(200, "PersistedQueryNotSupported", UNCACHEABLE, code=NOT_SUPPORTED)
         if not isinstance(persisted, dict) or persisted.get("version") != 1:
-            raise PersistedQueryError(400, "Unsupported persisted query version", "BAD_REQUEST")
+            raise RequestError(400, "Unsupported persisted query version")
         digest = persisted.get("sha256Hash")
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-            raise PersistedQueryError(400, "persistedQuery.sha256Hash must be 64 lower-case hex digits", "BAD_REQUEST")
+            raise RequestError(400, "persistedQuery.sha256Hash must be 64 lower-case hex digits")
         if query is not None:
-            if hashlib.sha256(query.encode()).hexdigest() != digest:
-                raise PersistedQueryError(400, "provided sha does not match query", "BAD_REQUEST")
+            if document_hash(query) != digest:
+                raise RequestError(400, "provided sha does not match query")
             return Resolved(query=query, register=digest)
         stored = await self._cache.get(_key(digest))
         if stored is None:
-            raise PersistedQueryError(200, "PersistedQueryNotFound", NOT_FOUND, UNCACHEABLE)
+            raise RequestError(200, "PersistedQueryNotFound", UNCACHEABLE, code=NOT_FOUND)
         return Resolved(query=stored.decode(), register=None)
 
     async def register(self, digest: str, query: str) -> None:

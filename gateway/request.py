@@ -12,11 +12,16 @@ JSON_TYPES = ("application/json", "application/graphql-response+json")
 
 
 class RequestError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    """A request refused before (or instead of) execution: its HTTP status, message, `extensions.code` and headers."""
+
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, *, code: str = "BAD_REQUEST"
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class GraphQLParams:
     variables: dict[str, Any] | None
     operation_name: str | None
     extensions: dict[str, Any] | None
+    document_id: str | None = None
+    """A trusted document's id (GraphQL over HTTP persisted operations), instead of `query`."""
 
 
 async def read_params(request: Request, *, max_body_bytes: int) -> GraphQLParams:
@@ -36,6 +43,7 @@ async def read_params(request: Request, *, max_body_bytes: int) -> GraphQLParams
                 "variables": _json_param(params.get("variables"), "variables"),
                 "operationName": params.get("operationName"),
                 "extensions": _json_param(params.get("extensions"), "extensions"),
+                "documentId": params.get("documentId"),
             }
         )
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -83,9 +91,12 @@ def _validated(payload: dict[str, Any]) -> GraphQLParams:
     variables = payload.get("variables")
     operation_name = payload.get("operationName")
     extensions = payload.get("extensions")
+    document_id = payload.get("documentId")
     if query is not None and not isinstance(query, str):
         raise RequestError(400, "`query` must be a string")
-    if not query and not (isinstance(extensions, dict) and "persistedQuery" in extensions):
+    if document_id is not None and (not isinstance(document_id, str) or not document_id):
+        raise RequestError(400, "`documentId` must be a non-empty string")
+    if not query and document_id is None and not (isinstance(extensions, dict) and "persistedQuery" in extensions):
         raise RequestError(400, "No GraphQL query found in the request: send `query`")
     if variables is not None and not isinstance(variables, dict):
         raise RequestError(400, "`variables` must be a JSON object")
@@ -93,7 +104,7 @@ def _validated(payload: dict[str, Any]) -> GraphQLParams:
         raise RequestError(400, "`operationName` must be a string")
     if extensions is not None and not isinstance(extensions, dict):
         raise RequestError(400, "`extensions` must be a JSON object")
-    return GraphQLParams(query or None, variables, operation_name, extensions)
+    return GraphQLParams(query or None, variables, operation_name, extensions, document_id)
 
 
 def response_media_type(accept: str | None) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -16,9 +17,12 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry import Schema
 
+from gateway.response_cache import ResponseCache
 from gateway.settings import Settings
 from integrations.cache import cache_from_url
+from integrations.cache.tagged import tagged_store_from_url
 from integrations.email.backends import email_backend
 from integrations.http import Upstream
 from integrations.payments.base import PaymentProvider
@@ -72,6 +76,29 @@ def outbox_worker(settings: Settings, sessionmaker: async_sessionmaker[AsyncSess
         sender=settings.email_from,
         max_attempts=settings.email_max_attempts,
     )
+
+
+def schema_version(schema: Schema) -> str:
+    """Changes whenever the schema does (types, fields, cache hints): cached responses of another shape are
+    never served after a deploy."""
+    return hashlib.sha256(schema.as_str().encode()).hexdigest()[:16]
+
+
+@asynccontextmanager
+async def response_cache(settings: Settings, schema: Schema) -> AsyncIterator[ResponseCache | None]:
+    """The response cache over the tagged store (Redis when `REDIS_URL` is set), or None when it is off."""
+    if not settings.response_cache:
+        yield None
+        return
+    store = tagged_store_from_url(
+        settings.redis_url, prefix=settings.cache_prefix, max_entries=settings.response_cache_entries
+    )
+    cache = ResponseCache(store, schema_version=schema_version(schema), swr=settings.cache_swr)
+    try:
+        yield cache
+    finally:
+        await cache.drain()
+        await store.aclose()
 
 
 @dataclass

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     cache_prefix: str = Field("gw:", alias="GATEWAY_CACHE_PREFIX", max_length=64)
     apq: bool = Field(True, alias="GATEWAY_APQ", description="accept automatic persisted queries")
     apq_ttl: float = Field(7 * 24 * 3600, alias="GATEWAY_APQ_TTL", gt=0)
+    client_header: str = Field("X-Client-Name", alias="GATEWAY_CLIENT_HEADER", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    trusted_documents_only: bool = Field(
+        False, alias="GATEWAY_TRUSTED_DOCUMENTS_ONLY", description="every client may run only trusted documents"
+    )
+    trusted_documents_ttl: float = Field(30.0, alias="GATEWAY_TRUSTED_DOCUMENTS_TTL", ge=0, le=3600)
+    response_cache: bool = Field(True, alias="GATEWAY_RESPONSE_CACHE", description="cache query results")
+    response_cache_entries: int = Field(10_000, alias="GATEWAY_RESPONSE_CACHE_ENTRIES", ge=1)
+    cache_default_max_age: int = Field(0, alias="GATEWAY_CACHE_DEFAULT_MAX_AGE", ge=0, le=86_400)
+    cache_swr: float = Field(0.0, alias="GATEWAY_CACHE_SWR", ge=0, le=86_400)
 
     # Payments: the embedded `local` ledger by default, Stripe's API when configured.
     payments_provider: Literal["local", "stripe"] = Field("local", alias="PAYMENTS_PROVIDER")

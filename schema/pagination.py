@@ -8,13 +8,14 @@ from typing import Annotated, Generic, TypeVar
 import strawberry
 
 from resolvers.pagination import MAX_PAGE_SIZE, Page, PageRequest
+from schema.cache_control import INHERIT
 from schema.ids import decode_cursor, encode_cursor
 
 NodeT = TypeVar("NodeT")
 RowT = TypeVar("RowT")
 
 
-@strawberry.type(description="Where a page sits in the whole list (Relay PageInfo).")
+@strawberry.type(description="Where a page sits in the whole list (Relay PageInfo).", directives=[INHERIT])
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
     has_previous_page: bool = strawberry.field(description="Whether items precede this page.")
@@ -22,13 +23,15 @@ class PageInfo:
     end_cursor: str | None = strawberry.field(description="Cursor of the last item of the page.")
 
 
-@strawberry.type(description="One item of a connection with its cursor.")
+@strawberry.type(description="One item of a connection with its cursor.", directives=[INHERIT])
 class Edge(Generic[NodeT]):
     cursor: str = strawberry.field(description="Opaque cursor to pass as `after`/`before`.")
     node: NodeT = strawberry.field(description="The item.")
 
 
-@strawberry.type(description="A page of a list, with cursors to move through it (Relay Cursor Connections).")
+@strawberry.type(
+    description="A page of a list, with cursors to move through it (Relay Cursor Connections).", directives=[INHERIT]
+)
 class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]] = strawberry.field(description="The items of this page with their cursors.")
     page_info: PageInfo = strawberry.field(description="Information to fetch the next or previous page.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,8 @@ from tests.support.services import unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = (
+    "trusted_document",
+    "client_policy",
     "webhook_event",
     "local_refund",
     "local_payment_intent",
@@ -60,32 +63,39 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def postgresql_url() -> Iterator[str]:
     """A database of its own for this test run, migrated to head, dropped afterwards."""
     name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    admin = make_url(POSTGRES_ADMIN_URL)
-
-    async def admin_execute(sql: str) -> None:
-        connection = await asyncpg.connect(
-            host=admin.host,
-            port=admin.port or 5432,
-            user=admin.username,
-            password=admin.password,
-            database=admin.database,
-            timeout=5,
-        )
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
     try:
-        asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
+        asyncio.run(postgres_admin_execute(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
-        unavailable(f"PostgreSQL not reachable at {admin.render_as_string()}: {exc}")
-    url = admin.set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+        unavailable(f"PostgreSQL not reachable at {make_url(POSTGRES_ADMIN_URL).render_as_string()}: {exc}")
+    url = postgres_url(name)
     try:
         migrate.upgrade(url)
         yield url
     finally:
-        asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(postgres_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def postgres_admin_execute(sql: str) -> None:
+    """Run `sql` (CREATE/DROP DATABASE) on the administrative connection."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    connection = await asyncpg.connect(
+        host=admin.host,
+        port=admin.port or 5432,
+        user=admin.username,
+        password=admin.password,
+        database=admin.database,
+        timeout=5,
+    )
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def postgres_url(database: str) -> str:
+    """The asyncpg URL of `database` on the test server."""
+    admin = make_url(POSTGRES_ADMIN_URL)
+    return admin.set(drivername="postgresql+asyncpg", database=database).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -209,6 +219,16 @@ def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 async def client(store_url: str, tmp_path: Path) -> AsyncIterator[GraphQLClient]:
     async with serve_in_process(app_settings_for(store_url, tmp_path)) as client:
         yield client
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The shared Redis on 127.0.0.1:6379; tests keep to a random key prefix of their own."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError as exc:
+        unavailable(f"Redis not reachable at 127.0.0.1:6379: {exc}")
+    return "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="session")

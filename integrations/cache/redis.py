@@ -23,33 +23,48 @@ FAILURES = (RedisError, RedisClusterException, OSError)
 """What a call to Redis may raise when Redis is away; `RedisClusterException` is not a `RedisError`."""
 
 
-class RedisCache:
+def redis_client(url: str, *, timeout: float = TIMEOUT) -> Redis | RedisCluster:
+    """A pooled client with short timeouts; `redis+cluster://` gives a Redis Cluster client."""
+    if url.startswith("redis+cluster://"):
+        return RedisCluster.from_url(
+            "redis://" + url.removeprefix("redis+cluster://"),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+    # One immediate second attempt on a broken connection: after a Redis restart, an idle pooled connection
+    # fails on first use, and without it that call would be a miss (or a dropped write, or a lost delete)
+    # although Redis is up. Timeouts are not retried, so a hung Redis costs one `timeout`.
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        retry_on_error=[RedisConnectionError],
+    )
+
+
+class FailingOpen:
+    """What a Redis-backed store does with a failed call: count it in `failures` and warn at most once a minute."""
+
+    failures = 0
+    _last_warning = 0.0
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if now - self._last_warning > 60:
+            self._last_warning = now
+            logger.warning("cache: redis %s failed (%s); serving without the cache", operation, type(exc).__name__)
+
+
+class RedisCache(FailingOpen):
     def __init__(self, client: Redis | RedisCluster, *, prefix: str = "gw:") -> None:
         self._client = client
         self._prefix = prefix
-        self.failures = 0
-        self._last_warning = 0.0
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "gw:", timeout: float = TIMEOUT) -> RedisCache:
-        if url.startswith("redis+cluster://"):
-            cluster = RedisCluster.from_url(
-                "redis://" + url.removeprefix("redis+cluster://"),
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-            )
-            return cls(cluster, prefix=prefix)
-        # One immediate second attempt on a broken connection: after a Redis restart, an idle pooled connection
-        # fails on first use, and without it that call would be a miss (or a dropped write, or a lost delete)
-        # although Redis is up. Timeouts are not retried, so a hung Redis costs one `timeout`.
-        client = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            retry_on_error=[RedisConnectionError],
-        )
-        return cls(client, prefix=prefix)
+        return cls(redis_client(url, timeout=timeout), prefix=prefix)
 
     async def get(self, key: str) -> bytes | None:
         try:
@@ -91,10 +106,3 @@ class RedisCache:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    def _failed(self, operation: str, exc: BaseException) -> None:
-        self.failures += 1
-        now = time.monotonic()
-        if now - self._last_warning > 60:
-            self._last_warning = now
-            logger.warning("cache: redis %s failed (%s); serving without the cache", operation, type(exc).__name__)

@@ -8,6 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from integrations.store.changes import ChangeFeed, tracked
+
 
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """Create the engine for `url`; SQLite connections get foreign keys, WAL and a busy timeout."""
@@ -32,5 +34,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(engine: AsyncEngine, *, changes: ChangeFeed | None = None) -> async_sessionmaker[AsyncSession]:
+    """Sessions for `engine`; with `changes`, every commit announces the tags of what it changed there."""
+    tracking = tracked(changes) if changes is not None else {}
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, **tracking)

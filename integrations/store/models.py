@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -296,3 +298,52 @@ class LocalRefund(Base, table=True):
     idempotency_key: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
     amount: int = Field(sa_column=Column(Integer, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+CLIENT_MAX = 100
+DOCUMENT_ID_MAX = 200
+_LOWER_HEX_64 = "length(sha256) = 64 AND ltrim(sha256, '0123456789abcdef') = ''"  # same meaning on both databases
+
+
+class TrustedDocument(Base, table=True):
+    """An operation a partner client registered ahead of time (a trusted document, or persisted operation).
+
+    `document_id` is the id the client's manifest gave it (Apollo: the body's sha256; Relay: often an md5), and
+    ids are immutable: the same (client, document_id) never changes its text. `sha256` is always the sha256 of
+    `document`, so clients that send a hash find it whatever their manifest's ids are.
+    """
+
+    __tablename__ = "trusted_document"
+    __table_args__ = (
+        UniqueConstraint("client", "document_id"),
+        CheckConstraint("length(client) > 0", name="client_not_empty"),
+        CheckConstraint("length(document_id) > 0", name="document_id_not_empty"),
+        CheckConstraint(_LOWER_HEX_64, name="sha256_lower_hex"),
+        Index(None, "client", "sha256"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    client: str = Field(sa_column=Column(String(CLIENT_MAX), nullable=False))
+    document_id: str = Field(sa_column=Column(String(DOCUMENT_ID_MAX), nullable=False))
+    sha256: str = Field(sa_column=Column(String(64), nullable=False))
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    operation_name: str | None = Field(default=None, sa_column=Column(String(NAME_MAX), nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+class ClientPolicy(Base, table=True):
+    """How the gateway treats one client's requests: `safelist` means only its trusted documents may run."""
+
+    __tablename__ = "client_policy"
+    __table_args__ = (
+        UniqueConstraint("client"),
+        CheckConstraint("length(client) > 0", name="client_not_empty"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    client: str = Field(sa_column=Column(String(CLIENT_MAX), nullable=False))
+    safelist: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))

@@ -18,26 +18,38 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
 from integrations.errors import StoreUnavailableError
+from integrations.store.tags import read_tags
 
 T = TypeVar("T")
 
 
 class StoreSession:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, record_reads: bool = False) -> None:
         self._session = sessionmaker()
         self._lock = asyncio.Lock()
+        self.reads: set[str] | None = set() if record_reads else None
+        """With `record_reads`: the tags (see `tags.py`) of every row and listing read, for the response cache."""
 
     async def scalars(self, statement: Select[T]) -> list[T]:
         async with self._lock, _translate():
-            return list((await self._session.scalars(statement)).all())
+            rows = list((await self._session.scalars(statement)).all())
+        if self.reads is not None:
+            self.reads |= read_tags(statement, rows)
+        return rows
 
     async def scalar(self, statement: Select[T]) -> T | None:
         async with self._lock, _translate():
-            return (await self._session.execute(statement)).scalar()
+            value = (await self._session.execute(statement)).scalar()
+        if self.reads is not None:
+            self.reads |= read_tags(statement, [value])
+        return value
 
     async def rows(self, statement: Executable) -> Sequence[Any]:
         async with self._lock, _translate():
-            return (await self._session.execute(statement)).all()
+            rows = (await self._session.execute(statement)).all()
+        if self.reads is not None:
+            self.reads |= read_tags(statement)
+        return rows
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -5,6 +5,7 @@ import strawberry
 from integrations.store import models
 from resolvers.customer.queries import CustomerFilter as Filter
 from resolvers.customer.queries import customers_statement
+from schema.cache_control import max_age
 from schema.context import Info
 from schema.customer.types import Customer
 from schema.lookup import by_global_id, connection
@@ -23,7 +24,7 @@ class CustomerQuery:
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         return await by_global_id(id, "Customer", info.context.loaders.customer_by_id, Customer.from_row)
 
-    @strawberry.field(description="Customers in creation order, optionally filtered.")
+    @strawberry.field(description="Customers in creation order, optionally filtered.", directives=[max_age(60)])
     async def customers(
         self,
         info: Info,

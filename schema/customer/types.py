@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from integrations.store import models
+from schema.cache_control import PRIVATE, max_age
 from schema.context import Info
 from schema.ids import encode_id
 from schema.node import Node
@@ -15,11 +16,13 @@ if TYPE_CHECKING:
     from schema.order.types import Order
 
 
-@strawberry.type(description="A person who buys from the store.")
+@strawberry.type(description="A person who buys from the store.", directives=[max_age(60)])
 class Customer(Node):
     pk: strawberry.Private[int]
     name: str = strawberry.field(description="Full name.")
-    email: str = strawberry.field(description="Email address, unique across customers (stored lower-case).")
+    email: str = strawberry.field(
+        description="Email address, unique across customers (stored lower-case).", directives=[PRIVATE]
+    )
     created_at: datetime = strawberry.field(description="When the customer was created (UTC, ISO 8601).")
 
     @classmethod

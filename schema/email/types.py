@@ -5,6 +5,7 @@ from datetime import datetime
 import strawberry
 
 from integrations.store import models
+from schema.cache_control import max_age
 from schema.ids import encode_id
 
 EmailStatus = strawberry.enum(
@@ -12,7 +13,10 @@ EmailStatus = strawberry.enum(
 )
 
 
-@strawberry.type(description="A transactional email about an order, delivered from the outbox.")
+@strawberry.type(
+    description="A transactional email about an order, delivered from the outbox.",
+    directives=[max_age(10, private=True)],
+)
 class EmailMessage:
     id: strawberry.ID = strawberry.field(description="Opaque ID.")
     to: str = strawberry.field(description="Recipient address.")

@@ -7,6 +7,7 @@ import strawberry
 from integrations.store import models
 from resolvers.order.queries import OrderFilter as Filter
 from resolvers.order.queries import orders_statement
+from schema.cache_control import max_age
 from schema.context import Info
 from schema.ids import decode_typed_id
 from schema.lookup import by_global_id, connection
@@ -51,7 +52,9 @@ class OrderQuery:
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         return await by_global_id(id, "Order", info.context.loaders.order_by_id, Order.from_row)
 
-    @strawberry.field(description="Orders in the order they were placed, optionally filtered.")
+    @strawberry.field(
+        description="Orders in the order they were placed, optionally filtered.", directives=[max_age(30)]
+    )
     async def orders(
         self,
         info: Info,

@@ -5,6 +5,7 @@ from datetime import datetime
 import strawberry
 
 from integrations.store import models
+from schema.cache_control import INHERIT, max_age
 from schema.context import Info
 from schema.customer.types import Customer
 from schema.email.types import EmailMessage
@@ -19,7 +20,7 @@ OrderStatus = strawberry.enum(
 )
 
 
-@strawberry.type(description="One product on an order, at the price it was sold for.")
+@strawberry.type(description="One product on an order, at the price it was sold for.", directives=[INHERIT])
 class OrderLine:
     product_pk: strawberry.Private[int]
     quantity: int = strawberry.field(description="Units ordered (at least 1).")
@@ -44,7 +45,7 @@ class OrderLine:
         return Money(amount=self.unit_price.amount * self.quantity, currency=self.unit_price.currency)
 
 
-@strawberry.type(description="A customer's purchase of one or more products.")
+@strawberry.type(description="A customer's purchase of one or more products.", directives=[max_age(30)])
 class Order(Node):
     pk: strawberry.Private[int]
     customer_pk: strawberry.Private[int]

@@ -6,6 +6,7 @@ import strawberry
 
 from integrations.payments.base import ProviderPayment
 from integrations.store import models
+from schema.cache_control import max_age
 from schema.ids import encode_id
 from schema.money import Money
 
@@ -14,7 +15,10 @@ PaymentStatus = strawberry.enum(
 )
 
 
-@strawberry.type(description="An order's payment, as the payment provider currently reports it.")
+@strawberry.type(
+    description="An order's payment, as the payment provider currently reports it.",
+    directives=[max_age(10, private=True)],
+)
 class Payment:
     id: strawberry.ID = strawberry.field(description="Opaque ID of the gateway's record of this payment.")
     provider: str = strawberry.field(description='Which provider holds the payment: "stripe" or "local".')

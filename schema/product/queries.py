@@ -5,6 +5,7 @@ import strawberry
 from integrations.store import models
 from resolvers.product.queries import ProductFilter as Filter
 from resolvers.product.queries import products_statement
+from schema.cache_control import max_age
 from schema.context import Info
 from schema.lookup import by_global_id, connection
 from schema.pagination import After, Before, Connection, First, Last
@@ -26,7 +27,7 @@ class ProductQuery:
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         return await by_global_id(id, "Product", info.context.loaders.product_by_id, Product.from_row)
 
-    @strawberry.field(description="Products in creation order, optionally filtered.")
+    @strawberry.field(description="Products in creation order, optionally filtered.", directives=[max_age(60)])
     async def products(
         self,
         info: Info,

@@ -3,12 +3,13 @@ from __future__ import annotations
 import strawberry
 
 from integrations.store import models
+from schema.cache_control import max_age
 from schema.ids import encode_id
 from schema.money import Money
 from schema.node import Node
 
 
-@strawberry.type(description="Something the store sells.")
+@strawberry.type(description="Something the store sells.", directives=[max_age(60)])
 class Product(Node):
     pk: strawberry.Private[int]
     sku: str = strawberry.field(description="Stock keeping unit, unique across products.")

@@ -39,6 +39,11 @@ def gateway(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> 
         ["schema"],
         ["schema", "export"],
         ["schema", "check"],
+        ["persisted"],
+        ["persisted", "import"],
+        ["persisted", "list"],
+        ["persisted", "remove"],
+        ["persisted", "policy"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

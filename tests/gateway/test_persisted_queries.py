@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +12,6 @@ import orjson
 import pytest
 
 from tests.conftest import GraphQLClient, app_settings_for, serve_in_process
-from tests.support.services import unavailable
 
 # What Apollo Client sends: the printed document, hashed with SHA-256; `accept: */*` and JSON bodies.
 QUERY = "query Products($first: Int) {\n  products(first: $first) {\n    totalCount\n  }\n}"
@@ -105,15 +103,6 @@ async def test_apq_can_be_turned_off(store_url: str, tmp_path: Path) -> None:
         assert response.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_SUPPORTED"
         plain = await client.http.post("/graphql", json={"query": QUERY, "variables": {"first": 2}})
         assert plain.json() == {"data": {"products": {"totalCount": 0}}}
-
-
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError as exc:
-        unavailable(f"Redis not reachable at 127.0.0.1:6379: {exc}")
-    return "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture

@@ -34,7 +34,14 @@ def test_check_lists_breaking_changes(tmp_path: Path) -> None:
     current = render(build_schema())
     older = tmp_path / "schema.graphql"
     # a field clients may use that the current schema does not have: removing it would break them
-    older.write_text(current.replace("type Money {", "type Money {\n  legacyAmount: Float\n", 1), encoding="utf-8")
+    older.write_text(
+        current.replace(
+            "type Money @cacheControl(inheritMaxAge: true) {",
+            "type Money @cacheControl(inheritMaxAge: true) {\n  legacyAmount: Float\n",
+            1,
+        ),
+        encoding="utf-8",
+    )
     drift = check(build_schema(), older)
     assert not drift.clean
     assert any("Money" in change and "legacyAmount" in change for change in drift.breaking), drift.breaking

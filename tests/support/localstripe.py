@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.support.ports import free_port
+from tests.support.processes import stop
 from tests.support.services import unavailable
 
 API_KEY = "sk_test_gateway_localstripe_0123456789"
@@ -82,9 +83,4 @@ def run_localstripe(port: int | None = None) -> Iterator[LocalStripe]:
                 time.sleep(0.05)
         yield LocalStripe(url=url, process=process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

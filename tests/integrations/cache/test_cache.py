@@ -1,18 +1,12 @@
 """Cache backends: the in-memory LRU, and `RedisCache` against a redis-server process this module starts itself
-(its own port, no persistence), including what happens while that process is stopped, frozen and restarted."""
+(its own port, no persistence; `tests.support.redis_server`), including what happens while that process is
+stopped, frozen and restarted."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from redis.asyncio import Redis
@@ -20,8 +14,7 @@ from redis.asyncio import Redis
 from integrations.cache import cache_from_url
 from integrations.cache.memory import MemoryCache
 from integrations.cache.redis import RedisCache
-from tests.support.ports import free_port
-from tests.support.services import unavailable
+from tests.support.redis_server import RedisServer
 
 FAIL_FAST = 0.5  # seconds: a cache call while Redis is away must not hold a request up longer than this
 
@@ -91,120 +84,10 @@ async def test_cache_from_url_without_url_is_memory() -> None:
 # --- RedisCache against its own redis-server ------------------------------------------------------------------
 
 
-class RedisServer:
-    """A redis-server process on a fixed 127.0.0.1 port that can be stopped, frozen and started again."""
-
-    def __init__(self, executable: str, port: int, *, cluster_dir: Path | None = None) -> None:
-        self.executable = executable
-        self.port = port
-        self.cluster_dir = cluster_dir  # a single-node Redis Cluster keeps its nodes.conf there
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        arguments = [
-            self.executable,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        if self.cluster_dir is not None:
-            # The cluster bus gets a free port of its own (by default it is port + 10000, possibly above 65535).
-            bus = str(free_port())
-            arguments += ["--cluster-enabled", "yes", "--cluster-port", bus, "--dir", str(self.cluster_dir)]
-        self.process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_for(b"PING", b"+PONG")
-        if self.cluster_dir is not None:  # one node serving every slot
-            self.command(b"CLUSTER ADDSLOTSRANGE 0 16383")
-            self._wait_for(b"CLUSTER INFO", b"cluster_state:ok")
-
-    def command(self, line: bytes) -> bytes:
-        """One inline command over a plain socket (the client under test is not used to set the server up)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-            sock.sendall(line + b"\r\n")
-            return sock.recv(4096)
-
-    def _wait_for(self, line: bytes, answer: bytes) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + 10
-        while True:
-            if self.process.poll() is not None:
-                unavailable(f"redis-server exited with status {self.process.returncode}")
-            try:
-                if answer in self.command(line):
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                unavailable(f"redis-server did not answer {line.decode()} with {answer.decode()} within 10 s")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        os.kill(self.process.pid, signal.SIGCONT)  # in case a test froze it
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def freeze(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        unavailable("redis-server is not installed")
-    server = RedisServer(executable, free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        unavailable("redis-server is not installed")
-    server = RedisServer(executable, free_port(), cluster_dir=tmp_path_factory.mktemp("redis-cluster"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def running_redis(redis_server: RedisServer) -> RedisServer:
     """The module's redis-server, started again if an earlier test left it stopped."""
-    if redis_server.process is None:
-        redis_server.start()
-    return redis_server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"test:{uuid.uuid4().hex[:12]}:"
+    return redis_server.ensure_started()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from integrations.store.models import Customer, Order, OrderLine, Product
+from integrations.store.models import ClientPolicy, Customer, Order, OrderLine, Product, TrustedDocument, metadata
 from integrations.store.session import StoreSession
 from integrations.store.types import utcnow
 
@@ -99,3 +99,50 @@ async def test_a_customer_with_orders_cannot_be_deleted(store: StoreSession) -> 
     with pytest.raises(IntegrityError):
         async with store.transaction() as session:
             await session.delete(await session.get(Customer, customer_id))
+
+
+def trusted_document_row(**overrides: Any) -> dict[str, Any]:
+    row = {
+        "client": "acme",
+        "document_id": "q1",
+        "sha256": "a" * 64,
+        "document": "{ __typename }",
+        "created_at": utcnow(),
+    }
+    return {**row, **overrides}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"document_id": "q1"},  # UNIQUE (client, document_id)
+        {"document_id": "q2", "client": ""},
+        {"document_id": "q2", "client": None},
+        {"document_id": ""},
+        {"document_id": "q2", "sha256": "A" * 64},  # lower-case hex only
+        {"document_id": "q2", "sha256": "g" * 64},
+        {"document_id": "q2", "sha256": "a" * 63},
+        {"document_id": "q2", "sha256": None},
+        {"document_id": "q2", "document": None},
+    ],
+)
+async def test_trusted_document_constraints(store: StoreSession, overrides: dict[str, Any]) -> None:
+    async with store.transaction() as session:
+        await session.execute(insert(TrustedDocument), [trusted_document_row()])
+    with pytest.raises(IntegrityError):
+        async with store.transaction() as session:
+            await session.execute(insert(TrustedDocument), [trusted_document_row(**overrides)])
+    async with store.transaction() as session:  # the same id under another client is fine
+        await session.execute(insert(TrustedDocument), [trusted_document_row(client="other")])
+
+
+async def test_client_policy_constraints(store: StoreSession) -> None:
+    now = utcnow()
+    async with store.transaction() as session:
+        await session.execute(insert(ClientPolicy), [{"client": "acme", "created_at": now, "updated_at": now}])
+    assert await store.scalar(select(col(ClientPolicy.safelist))) is False  # the database's default
+    table = metadata.tables["client_policy"]  # Core, so an explicit NULL is sent rather than the server default
+    for row in ({"client": "acme"}, {"client": ""}, {"client": "x", "safelist": None}):
+        with pytest.raises(IntegrityError):
+            async with store.transaction() as session:
+                await session.execute(insert(table), [{"created_at": now, "updated_at": now, **row}])

@@ -1,0 +1,106 @@
+"""Name what a statement reads or writes as cache tags, so cached responses can be dropped when rows change.
+
+Three tags per table (``order`` here):
+
+- ``order:42``: that row. Recorded for every row a read returns; written when row 42 changes.
+- ``order:*``: which rows a listing holds. Recorded by reads that are not lookups by primary key (pages,
+  counts, children by foreign key); written by every insert, delete and update of the table, since an update
+  may move a row into or out of a filtered list.
+- ``order:#``: anything of the table. Recorded by every read of it; written only by a change whose rows
+  cannot be told (an UPDATE whose WHERE does not pin primary keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.sql import ClauseElement, Executable, operators
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, ColumnClause
+from sqlalchemy.sql.util import find_tables
+
+
+def entity(table: str, pk: object) -> str:
+    return f"{table}:{pk}"
+
+
+def listing(table: str) -> str:
+    return f"{table}:*"
+
+
+def anything(table: str) -> str:
+    return f"{table}:#"
+
+
+def read_tags(statement: Executable, rows: Iterable[Any] = ()) -> set[str]:
+    """Tags of a SELECT and the ORM rows it returned."""
+    tags: set[str] = set()
+    assert isinstance(statement, ClauseElement)
+    tables = {table.name: table for table in find_tables(statement) if isinstance(table, Table)}
+    only = next(iter(tables.values())) if len(tables) == 1 else None
+    pinned = only is not None and _pinned(getattr(statement, "whereclause", None), only) is not None
+    for name in tables:
+        tags.add(anything(name))
+        if not pinned:
+            tags.add(listing(name))
+    for row in rows:
+        table_name = getattr(row, "__tablename__", None)
+        pk = getattr(row, "id", None)
+        if table_name is not None and pk is not None:
+            tags.add(entity(table_name, pk))
+    return tags
+
+
+def write_tags(statement: UpdateBase) -> set[str]:
+    """Tags an INSERT, UPDATE or DELETE statement invalidates."""
+    table = statement.table
+    if not isinstance(table, Table):
+        return set()
+    tags = {listing(table.name)}
+    if statement.is_insert:
+        return tags
+    pks = _pinned(getattr(statement, "whereclause", None), table)
+    if pks is None:
+        tags.add(anything(table.name))
+    else:
+        tags.update(entity(table.name, pk) for pk in pks)
+    return tags
+
+
+def row_tags(row: object) -> set[str]:
+    """Tags of an ORM object the unit of work inserted, updated or deleted."""
+    name = getattr(row, "__tablename__", None)
+    if name is None:
+        return set()
+    pk = getattr(row, "id", None)
+    return {listing(name)} if pk is None else {listing(name), entity(name, pk)}
+
+
+def _pinned(where: ClauseElement | None, table: Table) -> list[Any] | None:
+    """The primary keys `where` restricts the statement to (``id = :x``, ``id IN (…)``, under AND), or None."""
+    if where is None:
+        return None
+    primary = list(table.primary_key.columns)
+    if len(primary) != 1:
+        return None
+    name = primary[0].name
+    clauses = (
+        list(where.clauses) if isinstance(where, BooleanClauseList) and where.operator is operators.and_ else [where]
+    )
+    for clause in clauses:
+        if not isinstance(clause, BinaryExpression):
+            continue
+        left, right = clause.left, clause.right
+        if not (
+            isinstance(left, ColumnClause) and getattr(left.table, "name", None) == table.name and left.name == name
+        ):
+            continue
+        if not isinstance(right, BindParameter):
+            continue
+        if clause.operator is operators.eq:
+            return [right.effective_value]
+        if clause.operator is operators.in_op and right.expanding:
+            return list(right.effective_value or ())
+    return None

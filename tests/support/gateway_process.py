@@ -1,0 +1,57 @@
+"""A gateway in a process of its own (uvicorn, the app factory, settings from the environment)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from tests.support.ports import free_port
+from tests.support.processes import stop
+
+
+@contextmanager
+def gateway_process(environment: dict[str, str], *, timeout: float = 30.0) -> Iterator[str]:
+    """Yield the base URL of a gateway serving with `environment` added to this process's, until exit."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "gateway.app:create_app_from_env",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in `finally`; a pipe nobody reads could block the server)
+    process = subprocess.Popen(command, env=os.environ | environment, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                stderr = log.read().decode(errors="replace")
+                raise RuntimeError(f"the gateway exited with {process.returncode}: {stderr[-2000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not answer /healthz within {timeout} s")
+            time.sleep(0.05)
+        yield url
+    finally:
+        stop(process)
+        log.close()
