@@ -3,6 +3,10 @@
 One `StoreSession` per GraphQL request, owned by the request context and closed when the request ends. Loaders
 from several resolvers dispatch their batches concurrently; an `AsyncSession` (and its single connection) must
 never be used by two tasks at once, so every statement goes through one lock.
+
+A read ends its transaction at once, handing the connection back to the pool: a request never holds a
+connection while it waits for something else (a provider call, another session of the same pool). Holding one
+there deadlocked the pool under load once every connection belonged to a request waiting for another.
 """
 
 from __future__ import annotations
@@ -31,33 +35,42 @@ class StoreSession:
         """With `record_reads`: the tags (see `tags.py`) of every row and listing read, for the response cache."""
 
     async def scalars(self, statement: Select[T]) -> list[T]:
-        async with self._lock, _translate():
-            rows = list((await self._session.scalars(statement)).all())
+        async with self._read() as session:
+            rows = list((await session.scalars(statement)).all())
         if self.reads is not None:
             self.reads |= read_tags(statement, rows)
         return rows
 
     async def scalar(self, statement: Select[T]) -> T | None:
-        async with self._lock, _translate():
-            value = (await self._session.execute(statement)).scalar()
+        async with self._read() as session:
+            value = (await session.execute(statement)).scalar()
         if self.reads is not None:
             self.reads |= read_tags(statement, [value])
         return value
 
     async def rows(self, statement: Executable) -> Sequence[Any]:
-        async with self._lock, _translate():
-            rows = (await self._session.execute(statement)).all()
+        async with self._read() as session:
+            rows = (await session.execute(statement)).all()
         if self.reads is not None:
             self.reads |= read_tags(statement)
         return rows
 
     @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        """One statement in its own short transaction, ended before anyone else may use the session."""
+        async with self._lock, _translate():
+            try:
+                yield self._session
+            except BaseException:
+                self._session.expunge_all()  # what was read stays readable: a rollback would expire it
+                await self._session.rollback()
+                raise
+            await self._session.commit()
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """Hold the session exclusively for a write; commit on success, roll back on any error."""
         async with self._lock:
-            if self._session.in_transaction():
-                # End the implicit read transaction so the write starts from fresh data.
-                await self._session.commit()
             try:
                 async with _translate():
                     yield self._session

@@ -1,0 +1,60 @@
+"""The request's store session: reads never keep a pooled connection, and a failed read leaves it usable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import col, select
+
+from integrations.store.engine import create_sessionmaker
+from integrations.store.models import Customer
+from integrations.store.session import StoreSession
+
+
+@pytest.fixture
+async def one_connection(store_url: str) -> AsyncIterator[AsyncEngine]:
+    """A pool of exactly one connection that gives up after a second: any hold-and-wait fails fast."""
+    engine = create_async_engine(store_url, pool_size=1, max_overflow=0, pool_timeout=1)
+    yield engine
+    await engine.dispose()
+
+
+async def add_customer(store: StoreSession, email: str) -> None:
+    async with store.transaction() as session:
+        session.add(Customer(email=email, name="Ada"))
+
+
+async def test_a_read_gives_its_connection_back_before_returning(engine: AsyncEngine, store: StoreSession) -> None:
+    await add_customer(store, "ada@example.com")
+    assert [c.email for c in await store.scalars(select(Customer))] == ["ada@example.com"]
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_another_session_of_the_same_pool_can_run_between_two_reads(one_connection: AsyncEngine) -> None:
+    """The deadlock this prevents: a request holding its connection while a provider needs one of the pool."""
+    sessionmaker = create_sessionmaker(one_connection)
+    store = StoreSession(sessionmaker)
+    try:
+        await add_customer(store, "ada@example.com")
+        first = await store.scalar(select(Customer))
+        async with sessionmaker() as other:  # times out if the store still held the only connection
+            assert await other.scalar(select(Customer.email)) == "ada@example.com"
+        assert first is not None
+        assert await store.scalar(select(Customer.name).where(col(Customer.id) == first.id)) == "Ada"
+    finally:
+        await store.close()
+
+
+async def test_a_failed_read_leaves_the_session_and_its_rows_usable(engine: AsyncEngine, store: StoreSession) -> None:
+    await add_customer(store, "ada@example.com")
+    ada = await store.scalar(select(Customer))
+    with pytest.raises(DBAPIError):
+        await store.rows(text("SELECT no_such_column FROM customer"))
+    assert ada is not None
+    assert ada.name == "Ada"  # still loaded: no lazy refresh (which would fail outside a greenlet)
+    assert await store.scalar(select(Customer.email)) == "ada@example.com"
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
