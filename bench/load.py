@@ -81,7 +81,7 @@ async def _python_load(
     warmup: float,
     check_first: Callable[[bytes], str | None] | None,
     headers: dict[str, str] | None = None,
-    unique_header: str | None = None,
+    unique_marker: str | None = None,
 ) -> LoadResult:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     timeout = httpx.Timeout(REQUEST_TIMEOUT)
@@ -103,9 +103,11 @@ async def _python_load(
             clock = time.perf_counter
             while clock() < deadline:
                 start = clock()
-                extra = {unique_header: f"bench-{next(sequence)}"} if unique_header else None
+                content = (
+                    body.replace(unique_marker.encode(), f"bench-{next(sequence)}".encode()) if unique_marker else body
+                )
                 try:
-                    response = await client.post(url, content=body, headers=extra)
+                    response = await client.post(url, content=content)
                     problem = response_error(response.status_code, response.content)
                 except httpx.HTTPError as exc:
                     problem = f"{type(exc).__name__}: {exc}"
@@ -144,12 +146,12 @@ def python_load(
     warmup: float = 2.0,
     check_first: Callable[[bytes], str | None] | None = None,
     headers: dict[str, str] | None = None,
-    unique_header: str | None = None,
+    unique_marker: str | None = None,
 ) -> LoadResult:
     """Keep `connections` requests in flight for `duration` seconds (after `warmup`) with one httpx client.
 
-    `unique_header`, when given, is a header set to a different value on every request (e.g. a principal, so
-    that every request misses the response cache).
+    `unique_marker`, when given, is a text in the body replaced by a different value on every request (e.g. a
+    variable no operation uses, so that every request has a cache key of its own). Letters and digits only.
     `check_first` sees the body of one request sent before the load and returns a problem or None; a problem
     stops the run before any load is sent.
     """
@@ -165,7 +167,7 @@ def python_load(
             warmup=warmup,
             check_first=check_first,
             headers=headers,
-            unique_header=unique_header,
+            unique_marker=unique_marker,
         )
     )
 
@@ -180,7 +182,7 @@ wrk.headers["Accept"] = "application/json"
 %(headers)s
 
 local threads = {}
-local unique_header = [==[%(unique_header)s]==]
+local unique_marker = [==[%(unique_marker)s]==]
 local thread_id = 0
 local counter = 0
 
@@ -191,9 +193,10 @@ function setup(thread)
 end
 
 function request()
-  if unique_header ~= "" then
+  if unique_marker ~= "" then
     counter = counter + 1
-    wrk.headers[unique_header] = "bench-" .. (thread_id or 0) .. "-" .. counter
+    local value = "bench-" .. (thread_id or 0) .. "-" .. counter
+    return wrk.format(nil, nil, nil, (string.gsub(wrk.body, unique_marker, value, 1)))
   end
   return wrk.format()
 end
@@ -252,7 +255,7 @@ def wrk_load(
     threads: int = 1,
     check_first: Callable[[bytes], str | None] | None = None,
     headers: dict[str, str] | None = None,
-    unique_header: str | None = None,
+    unique_marker: str | None = None,
 ) -> LoadResult:
     """The same load with wrk (one thread by default: the server needs the other core)."""
     check_loopback(url)
@@ -272,7 +275,7 @@ def wrk_load(
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as directory:
         script = Path(directory) / "post.lua"
         extra = "\n".join(f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in (headers or {}).items())
-        values = {"body": body.decode(), "headers": extra, "unique_header": unique_header or ""}
+        values = {"body": body.decode(), "headers": extra, "unique_marker": unique_marker or ""}
         script.write_text(_WRK_SCRIPT % values, encoding="utf-8")
         if warmup > 0:
             _wrk_once(wrk, script, url, connections=connections, threads=threads, seconds=warmup)

@@ -35,6 +35,7 @@ import orjson
 from bench.bare_app import BODY_ENV as BARE_BODY_ENV
 from bench.load import LoadResult, python_load, wrk_load, wrk_path
 from bench.serve_instrumented import APP_ENV, COUNTER_DIR_ENV, SQL_PATH
+from gateway.auth.tokens import issue_token
 
 SEED = {"customers": 1000, "products": 200, "orders": 5000, "lines_per_order": 3}
 Q2_ORDER_POSITION = 2500  # Q2 reads the 2,500th order (id 2500 in a fresh store): the middle of the data
@@ -368,7 +369,7 @@ def load(
     duration: float,
     check_first: Callable[[bytes], str | None] | None,
     headers: dict[str, str] | None = None,
-    unique_header: str | None = None,
+    unique_marker: str | None = None,
 ) -> LoadResult:
     if generator == "wrk":
         return wrk_load(
@@ -380,7 +381,7 @@ def load(
             threads=args.wrk_threads,
             check_first=check_first,
             headers=headers,
-            unique_header=unique_header,
+            unique_marker=unique_marker,
         )
     return python_load(
         url,
@@ -390,7 +391,7 @@ def load(
         warmup=0,
         check_first=check_first,
         headers=headers,
-        unique_header=unique_header,
+        unique_marker=unique_marker,
     )
 
 
@@ -402,7 +403,7 @@ def measure(
     args: argparse.Namespace,
     expected: Any,
     headers: dict[str, str] | None = None,
-    unique_header: str | None = None,
+    unique_marker: str | None = None,
 ) -> Row:
     """Warm up (checking the first answer), let the server drain, then load it and read its counters."""
     check: Callable[[bytes], str | None] | None = data_checker(expected)
@@ -415,7 +416,7 @@ def measure(
             duration=args.warmup,
             check_first=check,
             headers=headers,
-            unique_header=unique_header,
+            unique_marker=unique_marker,
         )
         if warm.errors:
             raise BenchError(f"{server.name} {scenario}: errors while warming up: {warm.first_error}")
@@ -429,7 +430,7 @@ def measure(
         duration=args.duration,
         check_first=check,
         headers=headers,
-        unique_header=unique_header,
+        unique_marker=unique_marker,
     )
     after = sql_totals(server)
     served = after["requests"] - before["requests"]
@@ -496,7 +497,21 @@ def ratios(rows: list[Row], scenarios: list[Scenario]) -> list[dict[str, Any]]:
 # --- the response cache ---------------------------------------------------------------------------------------
 
 EXTRA_SCENARIOS = ("cache", "documents")
-PRINCIPAL = {"Authorization": "Bearer bench"}  # Q1 reads customers' emails: PRIVATE, so cached per principal
+JWT_SECRET = secrets.token_urlsafe(32)
+PRINCIPAL = {  # Q1 reads customers' emails: PRIVATE, so cached per principal
+    "Authorization": "Bearer "
+    + issue_token(
+        JWT_SECRET,
+        subject="bench",
+        roles=["staff"],
+        scopes=["customers:read", "orders:read"],
+        issuer="gateway-dev",
+        audience="gateway",
+        ttl=24 * 3600,
+    )
+}
+UNIQUE = "UNIQUEVALUE"
+"""Replaced in each q1-miss request by a value of its own: a variable Q1 ignores, so every request misses."""
 HIT_TARGET_VS_BARE = 0.5
 HIT_TARGET_VS_MISS = 20.0
 
@@ -513,10 +528,11 @@ def cache_rows(
 ) -> list[Row]:
     """Q1 as a cache hit, as a miss (looked up, executed, stored), and a bare endpoint serving the same bytes."""
     headers = {"content-type": "application/json", "accept": "application/json"} | PRINCIPAL
+    unique_body = orjson.dumps(orjson.loads(body) | {"variables": {"nonce": UNIQUE}})
     with httpx.Client(timeout=30.0, trust_env=False) as client:
         client.post(gateway.graphql, content=body, headers=headers)
         hit = client.post(gateway.graphql, content=body, headers=headers)
-        miss = client.post(gateway.graphql, content=body, headers=headers | {"Authorization": "Bearer someone-else"})
+        miss = client.post(gateway.graphql, content=unique_body.replace(UNIQUE.encode(), b"first"), headers=headers)
     if hit.headers.get("x-cache") != "HIT" or miss.headers.get("x-cache") != "MISS":
         raise BenchError(
             f"cache: expected HIT then MISS, got {hit.headers.get('x-cache')}, {miss.headers.get('x-cache')}"
@@ -527,8 +543,8 @@ def cache_rows(
     rows = [
         measure(bare, "q1-bytes", body, generator, args, expected),
         measure(gateway, "q1-hit", body, generator, args, expected, headers=PRINCIPAL),
-        # Every request names another principal: each one looks up, misses, executes and stores its own entry.
-        measure(gateway, "q1-miss", body, generator, args, expected, unique_header="Authorization"),
+        # Every request has a cache key of its own: each one looks up, misses, executes and stores its entry.
+        measure(gateway, "q1-miss", unique_body, generator, args, expected, headers=PRINCIPAL, unique_marker=UNIQUE),
     ]
     for row in rows:
         print(f"  {row.server:<9} {row.scenario}: {row.rps:,.1f} rps, p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms")
@@ -638,8 +654,11 @@ def run(args: argparse.Namespace) -> int:
             **os.environ,
             "DATABASE_URL": database_url,
             "GATEWAY_ENV": "production",
+            "GATEWAY_JWT_SECRET": JWT_SECRET,
+            "GATEWAY_ANONYMOUS_SCOPES": "customers:read orders:read",  # Q1/Q2 compare with an app without auth
             "GATEWAY_LOG_LEVEL": "warning",
             "GATEWAY_EMAIL_WORKER": "false",  # its polling would add statements that no request made
+            "GATEWAY_RATE_LIMIT": "false",  # the load comes from one address: it would be refused, not measured
             "EMAIL_URL": f"file://{directory / 'mail'}",
             "PYTHONUNBUFFERED": "1",
         }

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
+from gateway.auth.setup import authenticator, drain_authenticator
 from gateway.cache_policy import CacheHints
 from gateway.documents import Documents, PreparedDocuments
 from gateway.endpoint import GraphQLEndpoint
@@ -17,7 +19,12 @@ from gateway.extensions.operation_name import RequireOperationName
 from gateway.extensions.phase_codes import PhaseCodes
 from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
 from gateway.health import Check, database_check, healthz, readyz, redis_check
+from gateway.limits import Limits
+from gateway.middleware.cors import cors_middleware
+from gateway.middleware.csrf import CSRFPrevention
+from gateway.middleware.security_headers import SecurityHeaders
 from gateway.persisted_queries import PersistedQueries
+from gateway.rate_limit import rate_limit
 from gateway.runtime import tune_garbage_collector
 from gateway.safelist import Safelist
 from gateway.services import response_cache, running_services
@@ -34,7 +41,9 @@ logger = logging.getLogger("gateway")
 def create_app(settings: Settings) -> Starlette:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     schema = build_schema(extensions=[PhaseCodes, RequireOperationName, lambda: PreparedDocuments(documents)])
-    documents = Documents(schema._schema, max_entries=settings.document_cache_size)
+    documents = Documents(
+        schema._schema, max_entries=settings.document_cache_size, limits=Limits.from_settings(settings)
+    )
     changes = ChangeFeed()
     sessionmaker = create_sessionmaker(engine, changes=changes)
     endpoint = GraphQLEndpoint(
@@ -45,12 +54,13 @@ def create_app(settings: Settings) -> Starlette:
         CacheHints(schema._schema, default_max_age=settings.cache_default_max_age),
         Safelist(
             TrustedDocuments(sessionmaker, ttl=settings.trusted_documents_ttl),
-            header=settings.client_header,
             trusted_only=settings.trusted_documents_only,
         ),
+        authenticator(settings, sessionmaker),
         max_body_bytes=settings.max_body_bytes,
         graphiql=settings.graphiql_enabled,
         expose_internal_errors=not settings.production,
+        max_batch_size=settings.max_batch_size if settings.batching else None,
     )
 
     checks: dict[str, Check] = {"database": database_check(engine)}
@@ -78,14 +88,17 @@ def create_app(settings: Settings) -> Starlette:
                     webhooks.services = running.services
                 app.state.services = running.services
                 app.state.outbox_worker = running.worker
-                async with response_cache(settings, schema) as responses:
+                async with response_cache(settings, schema) as responses, rate_limit(settings) as limits:
                     if responses is not None:
                         changes.listen(responses.invalidate)
                     endpoint.response_cache = responses
                     app.state.response_cache = responses
+                    endpoint.rate_limit = limits
+                    app.state.rate_limit = limits
                     try:
                         yield
                     finally:
+                        await drain_authenticator(endpoint.authenticator)  # its writes announce changes too
                         await changes.drain()
         finally:
             if redis is not None:
@@ -93,7 +106,12 @@ def create_app(settings: Settings) -> Starlette:
             await engine.dispose()
 
     routes: list[BaseRoute] = [
-        Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route(
+            "/graphql",
+            endpoint,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            middleware=[Middleware(CSRFPrevention)] if settings.csrf_prevention else None,
+        ),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(checks), methods=["GET"]),
     ]
@@ -101,7 +119,9 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(Route("/webhooks/stripe", webhooks, methods=["POST", "GET", "PUT", "PATCH", "DELETE"]))
     if settings.graphiql_enabled:
         routes.append(Mount(STATIC_PREFIX, app=graphiql_static_app()))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Outermost first: every answer (CORS preflights included) gets nosniff; CORS headers reach refusals too.
+    middleware = [Middleware(SecurityHeaders), *cors_middleware(settings.cors_origins)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.schema = schema
     app.state.engine = engine

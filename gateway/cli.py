@@ -1,4 +1,5 @@
-"""The `gateway` command: serve, db upgrade/downgrade, seed, worker, schema export/check, persisted documents."""
+"""The `gateway` command: serve, db upgrade/downgrade, seed, worker, schema export/check, persisted documents,
+partner API keys."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from gateway.auth.token_command import add_token_command
 from gateway.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from gateway.trusted_documents import InvalidDocument
 
 SCHEMA_FILE = Path("schema.graphql")
+API_KEY_CACHE_TTL = 30.0  # seconds a gateway keeps a verified key: a revoke takes effect within it
 STORE_TIMEOUT = 15.0  # seconds a command waits for the database before giving up
 T = TypeVar("T")
 
@@ -111,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_schema_check)
 
     _persisted_parser(commands)
+    _apikey_parser(commands)
+    add_token_command(commands)
     return parser
 
 
@@ -168,6 +174,52 @@ def _persisted_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     choice.add_argument("--safelist", action="store_const", const=True, dest="safelist", help="trusted only")
     choice.add_argument("--open", action="store_const", const=False, dest="safelist", help="any valid operation")
     policy.set_defaults(run=_persisted_policy)
+
+
+def _apikey_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    apikey = commands.add_parser(
+        "apikey",
+        help="API keys of partner clients",
+        description="API keys partner services send as `X-API-Key: <key>` (or `Authorization: Bearer <key>`). "
+        "A key acts for its client, whose trusted-document policy applies, with its scopes. Only a hash of each "
+        "key is stored.",
+    )
+    apikey_commands = apikey.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    create = apikey_commands.add_parser(
+        "create",
+        help="create a key and print it (once)",
+        description="Create an API key for a client and print it. This is the only time the key is shown: only "
+        "its hash is stored.",
+    )
+    create.add_argument("--client", required=True, metavar="NAME", help="the partner client the key acts for")
+    create.add_argument(
+        "--scopes",
+        required=True,
+        metavar="SCOPES",
+        help='what the key may do, space-separated, e.g. "orders:read products:read"',
+    )
+    create.add_argument("--label", metavar="TEXT", help="a note for people, e.g. where the key is deployed")
+    create.set_defaults(run=_apikey_create)
+
+    listed = apikey_commands.add_parser(
+        "list",
+        help="list keys (never the keys themselves)",
+        description="List API keys with their client, scopes, creation, last use (recorded at most once a "
+        "minute) and revocation. Neither keys nor their hashes are shown.",
+    )
+    listed.add_argument("--client", metavar="NAME", help="only this client's keys")
+    listed.set_defaults(run=_apikey_list)
+
+    revoke = apikey_commands.add_parser(
+        "revoke",
+        help="revoke a key",
+        description="Revoke the API key with this id (as `gateway apikey list` shows it). Revoking a revoked key "
+        "changes nothing. Running gateways refuse the key once their cached copy expires (within "
+        f"{API_KEY_CACHE_TTL:g} seconds).",
+    )
+    revoke.add_argument("public_id", metavar="ID", help="the key's id (the 12 hex digits after gwk_)")
+    revoke.set_defaults(run=_apikey_revoke)
 
 
 def _count(value: str) -> int:
@@ -398,6 +450,71 @@ def _persisted_policy(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _apikey_create(args: argparse.Namespace, settings: Settings) -> int:
+    from resolvers.access.api_keys import create_api_key
+
+    created = _persisted(
+        settings, lambda sm: create_api_key(sm, args.client, args.scopes, label=args.label), table="api_key"
+    )
+    record = created.record
+    label = f", label {record.label!r}" if record.label else ""
+    print(f"API key {record.public_id} created for client {record.client} (scopes: {' '.join(record.scopes)}{label})")
+    print()
+    print(f"    {created.key}")
+    print()
+    print("Copy the key now: it will not be shown again (only its hash is stored).")
+    print(f"Partners send it as `X-API-Key: <key>`; revoke it with `gateway apikey revoke {record.public_id}`.")
+    return 0
+
+
+def _apikey_list(args: argparse.Namespace, settings: Settings) -> int:
+    from resolvers.access.api_keys import list_api_keys
+
+    keys = _persisted(settings, lambda sm: list_api_keys(sm, args.client), table="api_key")
+    if not keys:
+        print("no API keys" + (f" for client {args.client}" if args.client else ""))
+        return 0
+    rows = [("ID", "CLIENT", "SCOPES", "CREATED", "LAST USED", "REVOKED", "LABEL")]
+    rows += [
+        (
+            key.public_id,
+            key.client,
+            ",".join(key.scopes),
+            _timestamp(key.created_at),
+            _timestamp(key.last_used_at, "never"),
+            _timestamp(key.revoked_at, "-"),
+            key.label or "-",
+        )
+        for key in keys
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([*(value.ljust(width) for value, width in zip(row, widths, strict=False)), row[-1]]))
+    return 0
+
+
+def _apikey_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from resolvers.access.api_keys import revoke_api_key
+
+    revoked = _persisted(settings, lambda sm: revoke_api_key(sm, args.public_id), table="api_key")
+    record = revoked.record
+    if revoked.already:
+        print(
+            f"API key {record.public_id} of client {record.client} was already revoked at "
+            f"{_timestamp(record.revoked_at)}"
+        )
+    else:
+        print(
+            f"API key {record.public_id} of client {record.client} revoked; running gateways refuse it within "
+            f"{API_KEY_CACHE_TTL:g} seconds"
+        )
+    return 0
+
+
+def _timestamp(value: datetime | None, missing: str = "-") -> str:
+    return missing if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class _Exit(Exception):
     """Ends a command with one line on stderr and an exit code (1: refused input, 2: usage or configuration)."""
 
@@ -407,16 +524,21 @@ class _Exit(Exception):
 
 
 class _StoreProblem(Exception):
-    """The database cannot be used for trusted documents: missing, unreachable or not migrated."""
+    """The database cannot be used: missing, unreachable or not migrated far enough."""
 
 
-def _persisted(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """Run `work` on the store, turning what a user can fix into an `_Exit`."""
+def _persisted(
+    settings: Settings,
+    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]],
+    *,
+    table: str = "trusted_document",
+) -> T:
+    """Run `work` on the store (which must have `table`), turning what a user can fix into an `_Exit`."""
     from integrations.errors import InputErrors, NotFoundError, UserInputError
     from resolvers.trusted_documents import DocumentConflictError
 
     try:
-        return _with_store(settings, work)
+        return _with_store(settings, work, table=table)
     except _StoreProblem as exc:
         raise _Exit(str(exc), 2) from exc
     except UserInputError as exc:
@@ -425,8 +547,13 @@ def _persisted(settings: Settings, work: Callable[[async_sessionmaker[AsyncSessi
         raise _Exit(exc.message, 1) from exc
 
 
-def _with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """Run `work` with a session factory on a database that has the trusted-document tables, else `_StoreProblem`.
+def _with_store(
+    settings: Settings,
+    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]],
+    *,
+    table: str = "trusted_document",
+) -> T:
+    """Run `work` with a session factory on a database that has `table` (migrated far enough), else `_StoreProblem`.
 
     A SQLite file that does not exist is reported, not created.
     """
@@ -435,7 +562,6 @@ def _with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSess
 
     from integrations.errors import StoreUnavailableError
     from integrations.store.engine import create_engine, create_sessionmaker
-    from resolvers.trusted_documents import documents_table_exists
 
     url = make_url(settings.database_url)
     sqlite_file = url.database if url.get_backend_name() == "sqlite" and url.database != ":memory:" else None
@@ -447,9 +573,9 @@ def _with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSess
         try:
             sessionmaker = create_sessionmaker(engine)
             async with asyncio.timeout(STORE_TIMEOUT):
-                migrated = await documents_table_exists(sessionmaker)
+                migrated = await _has_table(sessionmaker, table)
             if not migrated:
-                raise _StoreProblem("the database has no trusted_document table (run `gateway db upgrade`)")
+                raise _StoreProblem(f"the database has no {table} table (run `gateway db upgrade`)")
             return await work(sessionmaker)
         finally:
             await engine.dispose()
@@ -460,6 +586,13 @@ def _with_store(settings: Settings, work: Callable[[async_sessionmaker[AsyncSess
         reason = exc.orig if isinstance(exc, DBAPIError) else exc
         first_line = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
         raise _StoreProblem(f"cannot use the database: {first_line}") from exc
+
+
+async def _has_table(sessionmaker: async_sessionmaker[AsyncSession], table: str) -> bool:
+    from sqlalchemy import inspect
+
+    async with sessionmaker() as session:
+        return await session.run_sync(lambda sync: inspect(sync.connection()).has_table(table))
 
 
 def _print_invalid(title: str, invalid: Sequence[InvalidDocument]) -> None:

@@ -4,6 +4,10 @@ Plain requests, automatic persisted queries and trusted documents all end up as 
 request for a text parses and validates it, later ones (on any path) reuse the result, its normalised hash
 (the response cache's key) and its cache policy per operation. `PreparedDocuments` hands the cached parse and
 validation to Strawberry so execution does not repeat them.
+
+The abuse limits (`gateway.limits`) are part of preparing a document: the parser stops at the token limit,
+and depth, aliases, directives and introspection are validation rules, so a cached document is not checked
+again. Only the cost, which depends on the variables, is checked per request (before execution).
 """
 
 from __future__ import annotations
@@ -11,37 +15,51 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
+    GraphQLSyntaxError,
     OperationDefinitionNode,
-    parse,
     print_ast,
     specified_rules,
+    validate,
 )
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gateway.cache_policy import NOT_CACHEABLE, CacheHints, CachePolicy
+from gateway.limits import Limits
+from gateway.limits.cost import OperationCost, cost_exceeded
+from gateway.limits.suggestions import strip_suggestions
+from gateway.limits.tokens import parse_within
+
+STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
+"""The rules Strawberry adds to the spec's (`strawberry.schema.schema.validate_document`)."""
 
 
 @dataclass
 class Document:
     text: str
     node: DocumentNode | None
-    """None when the text is not valid GraphQL syntax (Strawberry reports the syntax error)."""
+    """None when the text is not valid GraphQL syntax (Strawberry reports the syntax error), or when it has
+    more tokens than allowed (then `errors` holds that refusal)."""
     errors: list[GraphQLError]
-    """Validation errors against the schema; empty for a valid document."""
+    """Validation errors against the schema, limits included; empty for a valid document."""
     digest: str
     """SHA-256 of the normalised document (formatting and comments do not matter)."""
+    schema: GraphQLSchema | None = None
+    """The schema it was validated against."""
     _operations: dict[str, OperationDefinitionNode] = field(default_factory=dict)
     _only: OperationDefinitionNode | None = None
     _policies: dict[str | None, CachePolicy] = field(default_factory=dict)
+    _costs: dict[str | None, OperationCost] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -55,16 +73,27 @@ class Document:
         if name not in self._policies:
             operation = self.operation(name)
             if operation is None or self.node is None or self.errors:
-                self._policies[name] = NOT_CACHEABLE
-            else:
-                self._policies[name] = hints.policy(self.node, operation)
+                return NOT_CACHEABLE  # not kept: a client's made-up operation names must not grow the entry
+            self._policies[name] = hints.policy(self.node, operation)
         return self._policies[name]
+
+    def cost(self, name: str | None, variables: Mapping[str, Any] | None = None) -> int:
+        """What the operation `name` costs with the request's `variables` (`gateway.limits.cost` has the
+        model); 0 when it cannot run. The part that does not depend on variables is computed once."""
+        if name not in self._costs:
+            operation = self.operation(name)
+            if operation is None or self.node is None or self.errors or self.schema is None:
+                return 0
+            self._costs[name] = OperationCost(self.schema, self.node, operation)
+        return self._costs[name](variables)
 
 
 class Documents:
-    def __init__(self, schema: GraphQLSchema, *, max_entries: int = 1_000) -> None:
+    def __init__(self, schema: GraphQLSchema, *, max_entries: int = 1_000, limits: Limits | None = None) -> None:
         self.schema = schema
         self.max_entries = max_entries
+        self.limits = limits or Limits()
+        self.rules = (*specified_rules, *STRAWBERRY_RULES, *self.limits.rules())
         self._entries: OrderedDict[str, Document] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -88,12 +117,15 @@ class Documents:
 
     def _prepare(self, text: str) -> Document:
         try:
-            node = parse(text)
-        except GraphQLError:
+            node = parse_within(text, self.limits.max_tokens)
+        except GraphQLSyntaxError:
             return Document(text, None, [], hashlib.sha256(text.encode()).hexdigest())
-        errors = validate_document(self.schema, node, tuple(specified_rules))
+        except GraphQLError as refusal:  # too many tokens
+            return Document(text, None, [refusal], hashlib.sha256(text.encode()).hexdigest())
+        hide_suggestions = not self.limits.field_suggestions
+        errors = validate(self.schema, node, self.rules, hide_suggestions=hide_suggestions)
         digest = hashlib.sha256(print_ast(node).encode()).hexdigest()
-        document = Document(text, node, errors, digest)
+        document = Document(text, node, errors, digest, self.schema)
         operations = [d for d in node.definitions if isinstance(d, OperationDefinitionNode)]
         for operation in operations:
             if operation.name is not None:
@@ -118,7 +150,9 @@ def prepared(document: Document | None) -> Iterator[None]:
 
 
 class PreparedDocuments(SchemaExtension):
-    """Give Strawberry the cached parse and validation of the request's document."""
+    """Give Strawberry the cached parse and validation of the request's document, and refuse what the limits
+    refuse before anything executes: a document over the token limit (raised while parsing, so Strawberry
+    does not parse it itself), and an operation over the cost limit (a pre-execution error)."""
 
     def __init__(self, documents: Documents) -> None:
         super().__init__()
@@ -132,8 +166,12 @@ class PreparedDocuments(SchemaExtension):
         context = self.execution_context
         if context.query is not None and context.graphql_document is None:
             document = self._document(context.query)
-            if document.node is not None:  # a syntax error is left to Strawberry to raise and report
+            if document.node is not None:
                 context.graphql_document = document.node
+            elif document.errors:  # over the token limit; a fresh error, as raising binds a traceback to it
+                refusal = document.errors[0]
+                raise GraphQLError(refusal.message, extensions=refusal.extensions)
+            # a syntax error is left to Strawberry to raise and report
         yield
 
     def on_validate(self) -> Iterator[None]:
@@ -141,5 +179,16 @@ class PreparedDocuments(SchemaExtension):
         if context.query is not None:
             document = self._document(context.query)
             if document.node is context.graphql_document:
-                context.pre_execution_errors = list(document.errors)
+                errors = list(document.errors)
+                if not errors:
+                    cost = document.cost(context.operation_name, context.variables)
+                    if cost > self.documents.limits.max_cost:
+                        errors.append(cost_exceeded(cost, self.documents.limits.max_cost))
+                context.pre_execution_errors = errors
         yield
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if not self.documents.limits.field_suggestions and result is not None and result.errors:
+            strip_suggestions(result.errors)  # variable coercion's "Did you mean the enum value …?"

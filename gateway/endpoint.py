@@ -1,7 +1,10 @@
 """The `/graphql` endpoint: GraphQL over HTTP (POST JSON, GET for queries) and GraphiQL for browsers.
 
 Owned here rather than Strawberry's view so status codes, error shapes and encoding are exactly ours:
-every refusal is a GraphQL error object with `extensions.code`, and client mistakes are 4xx, never 500.
+every refusal is a GraphQL error object with `extensions.code`, and client mistakes are 4xx, never 500, except
+that GraphQL request errors are 200 for legacy `application/json` clients, as GraphQL over HTTP asks
+(`request.graphql_status`). A JSON array body is a batch (when enabled): each operation runs through
+`_operation`, exactly as a request of its own would.
 """
 
 from __future__ import annotations
@@ -21,18 +24,28 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from gateway.auth.authenticator import Authenticator
 from gateway.cache_policy import CacheHints
 from gateway.cache_policy import Scope as CacheScope
 from gateway.documents import Document, Documents, prepared
-from gateway.errors import BAD_USER_INPUT, format_error, is_request_error, request_error
+from gateway.errors import BAD_USER_INPUT, SERVICE_UNAVAILABLE, format_error, is_request_error, request_error
 from gateway.graphiql import render_graphiql
 from gateway.persisted_queries import PersistedQueries
-from gateway.principal import principal_of
-from gateway.request import GraphQLParams, RequestError, read_params, response_media_type, wants_html
+from gateway.rate_limit import Admission, RateLimit
+from gateway.request import (
+    GraphQLParams,
+    RequestError,
+    graphql_status,
+    read_params,
+    response_media_type,
+    wants_html,
+)
 from gateway.response_cache import CacheState, Produced, ResponseCache, Served
 from gateway.safelist import Safelist
+from integrations.errors import StoreUnavailableError
 from integrations.store.changes import ChangeFeed
 from integrations.store.session import StoreSession
+from resolvers.access.principal import Principal
 from resolvers.services import Services
 from schema.context import Context
 
@@ -51,10 +64,12 @@ class GraphQLEndpoint:
         changes: ChangeFeed,
         hints: CacheHints,
         safelist: Safelist,
+        authenticator: Authenticator,
         *,
         max_body_bytes: int,
         graphiql: bool,
         expose_internal_errors: bool,
+        max_batch_size: int | None = None,
     ) -> None:
         self.schema = schema
         self.sessionmaker = sessionmaker
@@ -62,7 +77,10 @@ class GraphQLEndpoint:
         self.changes = changes
         self.hints = hints
         self.safelist = safelist
+        self.authenticator = authenticator
         self.max_body_bytes = max_body_bytes
+        self.max_batch_size = max_batch_size
+        """Operations a batch (a JSON array body) may hold; None: batching is off (`BATCHING_DISABLED`)."""
         self.graphiql = graphiql
         self.expose_internal_errors = expose_internal_errors
         self.services: Services | None = None
@@ -71,6 +89,8 @@ class GraphQLEndpoint:
         """Set by the app's lifespan (it needs the cache store)."""
         self.response_cache: ResponseCache | None = None
         """Set by the app's lifespan when response caching is on."""
+        self.rate_limit: RateLimit | None = None
+        """Set by the app's lifespan when rate limiting is on."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handle(Request(scope, receive))
@@ -84,11 +104,62 @@ class GraphQLEndpoint:
         media_type = response_media_type(request.headers.get("accept"))
         if media_type is None:
             return _error(406, "Accept application/graphql-response+json or application/json")
+        admission: Admission | None = None
         try:
-            params = await read_params(request, max_body_bytes=self.max_body_bytes)
             if self.services is None or self.persisted_queries is None:
                 raise RequestError(503, "The gateway is starting", code="SERVICE_UNAVAILABLE")
-            trusted = await self.safelist.resolve(self.safelist.client(request), params)
+            principal = await self.authenticator.authenticate(request)
+            admission = await self.rate_limit.admit(request, principal) if self.rate_limit is not None else None
+            params = await read_params(request, max_body_bytes=self.max_body_bytes, max_batch_size=self.max_batch_size)
+        except RequestError as error:
+            return _error_response(error, media_type, admission)
+        if isinstance(params, list):
+            return await self._batch(request, principal, params, media_type, admission)
+        response, admission = await self._operation(request, principal, params, media_type, admission)
+        return _with_limits(response, admission)
+
+    async def _batch(
+        self,
+        request: Request,
+        principal: Principal,
+        batch: list[GraphQLParams],
+        media_type: str,
+        admission: Admission | None,
+    ) -> Response:
+        """Run a batch's operations in order, each as if it were a request of its own (so each after the first
+        is admitted by the rate limit too); answer the JSON array of their responses, refusals included."""
+        bodies = []
+        refusal: dict[str, str] = {}  # the rate limit's latest refusal headers (Retry-After), while it refuses
+        for index, params in enumerate(batch):
+            if index > 0 and self.rate_limit is not None:
+                try:
+                    admission = await self.rate_limit.admit(request, principal)
+                    refusal = {}
+                except RequestError as error:
+                    bodies.append(bytes(_error_response(error, media_type, admission).body))
+                    refusal = error.headers
+                    continue
+            response, admission = await self._operation(request, principal, params, media_type, admission)
+            bodies.append(bytes(response.body))
+        batched = Response(
+            b"[" + b",".join(bodies) + b"]", headers={"Cache-Control": "no-store"}, media_type=media_type
+        )
+        batched.headers.update(refusal)
+        return _with_limits(batched, admission) if not refusal else batched
+
+    async def _operation(
+        self,
+        request: Request,
+        principal: Principal,
+        params: GraphQLParams,
+        media_type: str,
+        admission: Admission | None,
+    ) -> tuple[Response, Admission | None]:
+        """One operation, refusals included: trusted document or APQ, then the response cache or an execution.
+        Returns the response (without rate-limit headers) and the admission it spent from."""
+        assert self.persisted_queries is not None
+        try:
+            trusted = await self.safelist.resolve(principal.client, params)
             persisted = None
             if trusted is not None:
                 query: str | None = trusted
@@ -96,13 +167,20 @@ class GraphQLEndpoint:
                 persisted = await self.persisted_queries.resolve(params.query, params.extensions)
                 query = persisted.query if persisted is not None else params.query
             document = self.documents.get(query) if query is not None else None
-            served = await self._serve_cached(request, params, document)
+            if admission is not None and self.rate_limit is not None and self.rate_limit.cost_weighted:
+                # The operation spends its cost (gateway/limits/cost.py); 0 when it cannot run: 1 is spent already.
+                cost = document.cost(params.operation_name, params.variables) if document is not None else 0
+                admission = await self.rate_limit.charge(admission, cost)
+            served = await self._serve_cached(request, principal, params, document)
             if served is not None:
                 produced = served.produced
             else:
-                produced = await self._run(request.method, params, document, record_reads=False)
+                produced = await self._run(request.method, principal, params, document, record_reads=False)
         except RequestError as error:
-            return _error(error.status, error.message, code=error.code, headers=error.headers, media_type=media_type)
+            return _error_response(error, media_type, admission), admission
+        except StoreUnavailableError:  # looking up a trusted document needs the store
+            unavailable = RequestError(503, "The store is unavailable", {"Retry-After": "5"}, code=SERVICE_UNAVAILABLE)
+            return _error_response(unavailable, media_type, admission), admission
 
         # A cached answer also proves the document valid: it was stored after a successful execution.
         succeeded = produced.status == 200 if produced is not None else served is not None and served.entry is not None
@@ -110,14 +188,17 @@ class GraphQLEndpoint:
             assert query is not None
             await self.persisted_queries.register(persisted.register, query)
         if served is not None:
-            return self._cached_response(request, served, media_type)
+            return self._cached_response(request, served, media_type), admission
         assert produced is not None
         headers = {"Cache-Control": "no-store"}
         if self.response_cache is not None:
             headers["X-Cache"] = CacheState.BYPASS.value
-        return Response(produced.body, status_code=produced.status, headers=headers, media_type=media_type)
+        status = graphql_status(media_type, produced.status)
+        return Response(produced.body, status_code=status, headers=headers, media_type=media_type), admission
 
-    async def _serve_cached(self, request: Request, params: GraphQLParams, document: Document | None) -> Served | None:
+    async def _serve_cached(
+        self, request: Request, principal: Principal, params: GraphQLParams, document: Document | None
+    ) -> Served | None:
         """Answer through the response cache when the operation may be cached; None when it may not."""
         cache = self.response_cache
         if cache is None or document is None or not document.valid:
@@ -126,23 +207,31 @@ class GraphQLEndpoint:
         if operation is None or operation.operation is not GraphQLOperationType.QUERY:
             return None
         policy = document.policy(params.operation_name, self.hints)
-        principal = principal_of(request)
-        if not policy.cacheable or (policy.scope is CacheScope.PRIVATE and principal is None):
+        # PRIVATE answers are per principal (never for anonymous); PUBLIC ones are shared by principals whose
+        # grants are the same, so a field one of them may not see is never served to them from another's entry.
+        identity = principal.identity if policy.scope is CacheScope.PRIVATE else principal.grants_digest
+        if not policy.cacheable or identity is None:
             return None
-        key = cache.key(document.digest, params.operation_name, params.variables, policy, principal)
+        key = cache.key(document.digest, params.operation_name, params.variables, policy, identity)
         refresh = "no-cache" in request.headers.get("cache-control", "").lower()
 
         def run() -> Awaitable[Produced]:
-            return self._run(request.method, params, document, record_reads=True)
+            return self._run(request.method, principal, params, document, record_reads=True)
 
         return await cache.serve(key, policy, run, refresh=refresh)
 
     async def _run(
-        self, method: str, params: GraphQLParams, document: Document | None, *, record_reads: bool
+        self,
+        method: str,
+        principal: Principal,
+        params: GraphQLParams,
+        document: Document | None,
+        *,
+        record_reads: bool,
     ) -> Produced:
         assert self.services is not None
         store = StoreSession(self.sessionmaker, record_reads=record_reads)
-        context = Context(store=store, services=self.services)
+        context = Context(store=store, services=self.services, principal=principal)
         with self.changes.collecting() as changes, prepared(document):
             try:
                 result = await self.schema.execute(
@@ -156,7 +245,8 @@ class GraphQLEndpoint:
             except MissingQueryError:
                 raise RequestError(400, "No GraphQL query found in the request") from None
             except CannotGetOperationTypeError as error:
-                raise RequestError(400, error.as_http_error_reason(), code=BAD_USER_INPUT) from None
+                # Operation selection: a GraphQL request error (200 for legacy application/json clients).
+                raise RequestError(400, error.as_http_error_reason(), code=BAD_USER_INPUT, graphql=True) from None
             except InvalidOperationTypeError:
                 raise RequestError(405, "Mutations must be sent with POST", {"Allow": "POST"}) from None
             finally:
@@ -181,7 +271,8 @@ class GraphQLEndpoint:
         entry = served.entry
         if entry is None:
             headers["Cache-Control"] = "no-store"
-            return Response(served.body, status_code=served.status, headers=headers, media_type=media_type)
+            status = graphql_status(media_type, served.status)
+            return Response(served.body, status_code=status, headers=headers, media_type=media_type)
         assert self.response_cache is not None
         control = f"{entry.scope.value}, max-age={entry.max_age}"
         if self.response_cache.swr > 0:
@@ -211,6 +302,28 @@ def _error(
     code: str | None = None,
     headers: dict[str, str] | None = None,
     media_type: str = "application/json",
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
     error = request_error(message) if code is None else request_error(message, code)
+    if extensions:
+        error["extensions"] |= extensions
     return Response(orjson.dumps({"errors": [error]}), status_code=status, headers=headers, media_type=media_type)
+
+
+def _error_response(error: RequestError, media_type: str, admission: Admission | None) -> Response:
+    headers = {"Cache-Control": "no-store"} | (admission.headers if admission is not None else {}) | error.headers
+    return _error(
+        error.status_for(media_type),
+        error.message,
+        code=error.code,
+        headers=headers,
+        media_type=media_type,
+        extensions=error.extensions,
+    )
+
+
+def _with_limits(response: Response, admission: Admission | None) -> Response:
+    """Every answer to a request the rate limit admitted says how much of the allowance is left."""
+    if admission is not None:
+        response.headers.update(admission.headers)
+    return response

@@ -2,7 +2,9 @@
 
 Wiring: ``Mount(STATIC_PREFIX, app=graphiql_static_app())`` and answer browser GETs of the GraphQL
 endpoint with ``render_graphiql()``. The page loads nothing from another host and runs no inline script:
-its bootstrap is ``init.js``, which reads the endpoint from ``data-endpoint``.
+its bootstrap is ``init.js``, which reads the endpoint from ``data-endpoint``. Its one inline style is allowed
+by hash (``SCROLL_LOCK_CSS``), not ``'unsafe-inline'``. GraphiQL sends every operation (introspection included)
+as a JSON POST, which CSRF prevention lets through without a preflight header (``middleware/csrf.py``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ __all__ = [
     "CONTENT_SECURITY_POLICY",
     "INTEGRITY",
     "SCRIPTS",
+    "SCROLL_LOCK_CSS",
     "STATIC_DIR",
     "STATIC_PREFIX",
     "STYLESHEETS",
+    "csp_hash",
     "graphiql_static_app",
     "render_graphiql",
     "sri_hash",
@@ -45,12 +49,35 @@ SCRIPTS: Final = (
     "init.js",
 )
 
+SCROLL_LOCK_CSS: Final = (
+    "\n  .with-scroll-bars-hidden {\n   overflow: hidden !important;\n   padding-right: 0px !important;\n  }"
+    "\n  body {\n    overflow: hidden !important;\n    overscroll-behavior: contain;"
+    "\n    position: relative !important;"
+    "\n    padding-left: 0px;\n    padding-top: 0px;\n    padding-right: 0px;\n    margin-left:0;\n    margin-top:0;"
+    "\n    margin-right: 0px !important;\n    \n  }"
+    "\n  \n  .right-scroll-bar-position {\n    right: 0px !important;\n  }"
+    "\n  \n  .width-before-scroll-bar {\n    margin-right: 0px !important;\n  }"
+    "\n  \n  .right-scroll-bar-position .right-scroll-bar-position {\n    right: 0 !important;\n  }"
+    "\n  \n  .width-before-scroll-bar .width-before-scroll-bar {\n    margin-right: 0 !important;\n  }"
+    "\n  \n  body {\n    --removed-body-scroll-bar-size: 0px;\n  }\n"
+)
+"""The one `<style>` element GraphiQL injects: react-remove-scroll-bar's `getStyles` (in graphiql.min.js), which
+its dialogs and menus (Radix) add while open. It measures the page's scrollbar gap and body margins, which
+page.css makes 0 (`body { margin: 0; overflow: hidden }`), so its text is always this and CSP can allow it by
+hash instead of `'unsafe-inline'`. The bundle bakes its own nonce in, so a nonce cannot reach it."""
+
+
+def csp_hash(text: str) -> str:
+    """The CSP source expression (``'sha256-...'``) that allows an inline element whose text is ``text``."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode("ascii") + "'"
+
+
 CONTENT_SECURITY_POLICY: Final = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self'",
-        # GraphiQL's dialogs (Radix + react-remove-scroll) inject <style> elements at runtime.
-        "style-src 'self' 'unsafe-inline'",
+        # Style attributes are set through the CSSOM (allowed); the only inline <style> is allowed by hash.
+        f"style-src 'self' {csp_hash(SCROLL_LOCK_CSS)}",
         "connect-src 'self'",
         "img-src 'self' data:",
         "font-src 'self' data:",

@@ -1,8 +1,9 @@
 """Whole-response caching of queries, shared by every gateway instance through the tagged store (Redis).
 
 - **What**: successful query results (no errors) whose cache policy (`cache_policy.py`) allows it; never
-  mutations or introspection. PRIVATE results only for a request that names a principal, and keyed by it.
-- **Key**: schema version, normalised document hash, operation name, canonical variables, scope + principal.
+  mutations or introspection. PRIVATE results only for an authenticated principal, and keyed by it.
+- **Key**: schema version, normalised document hash, operation name, canonical variables, scope + principal
+  (PRIVATE) or the principal's grants (PUBLIC: principals allowed the same fields share entries).
 - **Invalidation**: each entry is tagged with every row and listing its execution read (`integrations/store/
   tags.py`); committed writes announce their tags and `invalidate` drops the entries in the shared store, so
   every instance sees it. A write that fails to invalidate (store down) is retried before this instance reads
@@ -140,9 +141,10 @@ class ResponseCache:
         operation_name: str | None,
         variables: dict[str, Any] | None,
         policy: CachePolicy,
-        principal: str | None,
+        identity: str,
     ) -> str:
-        scope = f"private:{principal}" if policy.scope is Scope.PRIVATE else "public"
+        """`identity`: the principal's for PRIVATE entries, the digest of its grants for PUBLIC ones."""
+        scope = f"{policy.scope.value}:{identity}"
         canonical = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
         material = b"\0".join(
             (self.version.encode(), digest.encode(), (operation_name or "").encode(), canonical, scope.encode())

@@ -1,15 +1,13 @@
 """Trusted documents at request time: run a partner's stored operations by id, and hold safelisted clients to them.
 
-A request names its client in a header (`GATEWAY_CLIENT_HEADER`, `X-Client-Name` by default; the security work
-will bind it to API keys). It may name one of that client's trusted documents by `documentId` (GraphQL over
-HTTP persisted operations: the manifest's id, `sha256:<hex>` or the bare hash) or by an APQ hash. A client
+A request's client is the one its API key belongs to (`auth/`); requests without a key have none. It may name
+one of that client's trusted documents by `documentId` (GraphQL over HTTP persisted operations: the manifest's
+id, `sha256:<hex>` or the bare hash) or by an APQ hash. A client
 whose policy is `safelist` (or every client, with `GATEWAY_TRUSTED_DOCUMENTS_ONLY`) may run nothing else: any
 other document is refused before it is parsed, and no APQ hash is registered for it.
 """
 
 from __future__ import annotations
-
-from starlette.requests import Request
 
 from gateway.request import GraphQLParams, RequestError
 from resolvers.trusted_documents import TrustedDocuments, document_hash
@@ -19,13 +17,9 @@ REQUIRED = "TRUSTED_DOCUMENT_REQUIRED"
 
 
 class Safelist:
-    def __init__(self, documents: TrustedDocuments, *, header: str = "X-Client-Name", trusted_only: bool = False):
+    def __init__(self, documents: TrustedDocuments, *, trusted_only: bool = False):
         self.documents = documents
-        self.header = header
         self.trusted_only = trusted_only
-
-    def client(self, request: Request) -> str | None:
-        return request.headers.get(self.header) or None
 
     async def resolve(self, client: str | None, params: GraphQLParams) -> str | None:
         """The text of the trusted document the request runs, or None when it runs what it sent (allowed for
@@ -35,7 +29,7 @@ class Safelist:
                 raise RequestError(400, "Send either `query` or `documentId`, not both")
             text = await self.documents.find(client, params.document_id)
             if text is None:
-                who = f"client {client!r}" if client else f"a request without a {self.header} header"
+                who = f"client {client!r}" if client else "a request without an API key"
                 raise RequestError(404, f"No trusted document {params.document_id!r} for {who}", code=NOT_FOUND)
             return text
         if client is None and not self.trusted_only:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from email.utils import parseaddr
-from typing import Literal
+from ipaddress import ip_network
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -17,6 +18,13 @@ _ASYNC_DRIVERS = {
     "postgres": "postgresql+asyncpg",
 }
 _SUPPORTED = {"sqlite+aiosqlite", "postgresql+asyncpg"}
+DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production"
+"""Signs development tokens (`gateway token`); production refuses to start with it."""
+MIN_SECRET_LENGTH = 32
+DEVELOPMENT_ANONYMOUS_SCOPES = "customers:read orders:read"
+"""In development GraphiQL reads the whole seeded graph without a token (writes still need one)."""
+PRODUCTION_ANONYMOUS_SCOPES = ""
+"""The catalogue (products) is public; everything else needs a principal that may see it."""
 
 
 class Settings(BaseSettings):
@@ -36,7 +44,6 @@ class Settings(BaseSettings):
     cache_prefix: str = Field("gw:", alias="GATEWAY_CACHE_PREFIX", max_length=64)
     apq: bool = Field(True, alias="GATEWAY_APQ", description="accept automatic persisted queries")
     apq_ttl: float = Field(7 * 24 * 3600, alias="GATEWAY_APQ_TTL", gt=0)
-    client_header: str = Field("X-Client-Name", alias="GATEWAY_CLIENT_HEADER", pattern=r"^[A-Za-z0-9-]{1,64}$")
     trusted_documents_only: bool = Field(
         False, alias="GATEWAY_TRUSTED_DOCUMENTS_ONLY", description="every client may run only trusted documents"
     )
@@ -45,6 +52,49 @@ class Settings(BaseSettings):
     response_cache_entries: int = Field(10_000, alias="GATEWAY_RESPONSE_CACHE_ENTRIES", ge=1)
     cache_default_max_age: int = Field(0, alias="GATEWAY_CACHE_DEFAULT_MAX_AGE", ge=0, le=86_400)
     cache_swr: float = Field(0.0, alias="GATEWAY_CACHE_SWR", ge=0, le=86_400)
+
+    # Authentication: JWT bearer tokens (HS256 with a secret, or RS256/ES256 from a JWKS) and partner API keys.
+    jwt_secret: SecretStr = Field(SecretStr(DEVELOPMENT_JWT_SECRET), alias="GATEWAY_JWT_SECRET")
+    jwt_algorithms: Annotated[list[Literal["HS256", "RS256", "ES256"]], NoDecode] = Field(
+        ["HS256"], alias="GATEWAY_JWT_ALGORITHMS"
+    )
+    jwks_url: str | None = Field(None, alias="GATEWAY_JWKS_URL", description="RS256/ES256 keys; HS256 is then off")
+    jwks_cache_ttl: float = Field(300.0, alias="GATEWAY_JWKS_CACHE_TTL", gt=0, le=86_400)
+    jwt_issuer: str | None = Field("gateway-dev", alias="GATEWAY_JWT_ISSUER")
+    jwt_audience: str | None = Field("gateway", alias="GATEWAY_JWT_AUDIENCE")
+    jwt_leeway: float = Field(30.0, alias="GATEWAY_JWT_LEEWAY", ge=0, le=600, description="clock skew, seconds")
+    anonymous: bool = Field(True, alias="GATEWAY_ANONYMOUS", description="serve requests without credentials")
+    anonymous_scopes: str | None = Field(
+        None, alias="GATEWAY_ANONYMOUS_SCOPES", description="space-separated; default depends on GATEWAY_ENV"
+    )
+
+    # Abuse limits: refused before execution with a coded error.
+    max_depth: int = Field(10, alias="GATEWAY_MAX_DEPTH", ge=1, le=100)
+    max_aliases: int = Field(15, alias="GATEWAY_MAX_ALIASES", ge=0, le=1000)
+    max_tokens: int = Field(2_000, alias="GATEWAY_MAX_TOKENS", ge=10, le=100_000)
+    max_directives: int = Field(50, alias="GATEWAY_MAX_DIRECTIVES", ge=0, le=1000)
+    max_cost: int = Field(10_000, alias="GATEWAY_MAX_COST", ge=1, le=10_000_000)
+    batching: bool = Field(False, alias="GATEWAY_BATCHING", description="accept a JSON array of operations")
+    max_batch_size: int = Field(10, alias="GATEWAY_MAX_BATCH_SIZE", ge=1, le=100)
+    introspection: bool | None = Field(None, alias="GATEWAY_INTROSPECTION", description="default: development only")
+    field_suggestions: bool | None = Field(
+        None, alias="GATEWAY_FIELD_SUGGESTIONS", description='"Did you mean ...": default development only'
+    )
+
+    # Rate limiting (GCRA): shared through Redis when REDIS_URL is set.
+    rate_limit: bool = Field(True, alias="GATEWAY_RATE_LIMIT")
+    rate_limit_requests: int = Field(600, alias="GATEWAY_RATE_LIMIT_REQUESTS", ge=1, le=10_000_000)
+    rate_limit_period: float = Field(60.0, alias="GATEWAY_RATE_LIMIT_PERIOD", gt=0, le=86_400)
+    rate_limit_cost_weighted: bool = Field(
+        False, alias="GATEWAY_RATE_LIMIT_COST_WEIGHTED", description="an operation spends its cost, not 1"
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        [], alias="GATEWAY_TRUSTED_PROXIES", description="CIDRs; X-Forwarded-For"
+    )
+
+    # Browser safety.
+    cors_origins: Annotated[list[str], NoDecode] = Field([], alias="GATEWAY_CORS_ORIGINS")
+    csrf_prevention: bool = Field(True, alias="GATEWAY_CSRF_PREVENTION")
 
     # Payments: the embedded `local` ledger by default, Stripe's API when configured.
     payments_provider: Literal["local", "stripe"] = Field("local", alias="PAYMENTS_PROVIDER")
@@ -112,10 +162,54 @@ class Settings(BaseSettings):
             raise ValueError('must be an address, e.g. "Shop <no-reply@shop.example>"')
         return value
 
+    @field_validator("jwt_algorithms", "trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """Lists come from the environment as `a,b` (or `a b`)."""
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value or None
+
     @model_validator(mode="after")
     def _provider_configured(self) -> Settings:
         if self.payments_provider == "stripe" and self.stripe_api_key is None:
             raise ValueError("STRIPE_API_KEY is required when PAYMENTS_PROVIDER=stripe")
+        return self
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        """Production refuses default, empty or short secrets (they would sign anyone's tokens)."""
+        if not self.production:
+            return self
+        secrets: dict[str, SecretStr | None] = {"STRIPE_API_KEY": self.stripe_api_key}
+        secrets["STRIPE_WEBHOOK_SECRET"] = self.stripe_webhook_secret
+        if self.hs256_enabled:
+            secrets["GATEWAY_JWT_SECRET"] = self.jwt_secret
+        for name, secret in secrets.items():
+            value = None if secret is None else secret.get_secret_value()
+            if value is None and name != "GATEWAY_JWT_SECRET":
+                continue  # optional unless its feature is configured
+            if not value or value == DEVELOPMENT_JWT_SECRET:
+                raise ValueError(f"{name} must be set to a secret of your own in production")
+            if name == "GATEWAY_JWT_SECRET" and len(value) < MIN_SECRET_LENGTH:
+                raise ValueError(f"{name} must be at least {MIN_SECRET_LENGTH} characters in production")
         return self
 
     @property
@@ -125,6 +219,24 @@ class Settings(BaseSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return (not self.production) if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return (not self.production) if self.introspection is None else self.introspection
+
+    @property
+    def field_suggestions_enabled(self) -> bool:
+        return (not self.production) if self.field_suggestions is None else self.field_suggestions
+
+    @property
+    def hs256_enabled(self) -> bool:
+        """HS256 tokens are accepted unless a JWKS is configured (then only its public-key algorithms are)."""
+        return self.jwks_url is None and "HS256" in self.jwt_algorithms
+
+    @property
+    def anonymous_scope_set(self) -> frozenset[str]:
+        default = PRODUCTION_ANONYMOUS_SCOPES if self.production else DEVELOPMENT_ANONYMOUS_SCOPES
+        return frozenset((default if self.anonymous_scopes is None else self.anonymous_scopes).split())
 
 
 class SettingsError(Exception):

@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
     PAYMENT_PROVIDER_UNAVAILABLE = "PAYMENT_PROVIDER_UNAVAILABLE"
+    FORBIDDEN = "FORBIDDEN"
 
 
 class GatewayError(Exception):
@@ -74,6 +75,12 @@ class InputErrors(GatewayError):
 
 class NotFoundError(GatewayError):
     code = ErrorCode.NOT_FOUND
+
+
+class ForbiddenError(GatewayError):
+    """The principal may not read this field or run this mutation; the message names what would allow it."""
+
+    code = ErrorCode.FORBIDDEN
 
 
 class StoreUnavailableError(GatewayError):

@@ -16,6 +16,7 @@ from schema.customer.queries import CustomerQuery
 from schema.node_query import NodeQuery
 from schema.order.mutations import OrderMutation
 from schema.order.queries import OrderQuery
+from schema.permissions import enforce
 from schema.product.mutations import ProductMutation
 from schema.product.queries import ProductQuery
 
@@ -44,9 +45,11 @@ def build_schema(
     extensions: Sequence[type[SchemaExtension] | Callable[[], SchemaExtension]] = (),
 ) -> strawberry.Schema:
     """The gateway's schema; `extensions` (caching, limits, error codes…) are supplied by the server."""
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
         extensions=list(extensions),
         config=StrawberryConfig(auto_camel_case=True),
     )
+    enforce(schema._schema)
+    return schema

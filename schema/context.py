@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from strawberry.types import Info as StrawberryInfo
 
 from integrations.store.session import StoreSession
+from resolvers.access.principal import Principal
 from resolvers.loaders import Loaders
 from resolvers.services import Services
 
@@ -16,6 +17,7 @@ from resolvers.services import Services
 class Context:
     store: StoreSession
     services: Services
+    principal: Principal
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

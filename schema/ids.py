@@ -11,7 +11,9 @@ import binascii
 
 from integrations.errors import ErrorCode, UserInputError
 
-MAX_PK = 2**63 - 1
+MAX_PK = 2**31 - 1
+"""Primary keys are INTEGER columns (32-bit on PostgreSQL): a larger key is no ID of ours, and would make the
+database refuse the statement rather than find nothing."""
 
 
 def encode_id(type_name: str, pk: int) -> str:

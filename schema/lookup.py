@@ -27,10 +27,18 @@ class _Loader(Protocol[RowT_co]):
 
 
 async def by_global_id(
-    global_id: str, type_name: str, loader: _Loader[RowT], convert: Callable[[RowT], NodeT]
+    global_id: str,
+    type_name: str,
+    loader: _Loader[RowT],
+    convert: Callable[[RowT], NodeT],
+    visible: Callable[[RowT], bool] | None = None,
 ) -> NodeT | None:
+    """The object, or None when there is none or `visible` says the principal may not see it (the same answer:
+    no existence leak)."""
     row = await loader.load(decode_typed_id(global_id, type_name))
-    return None if row is None else convert(row)
+    if row is None or (visible is not None and not visible(row)):
+        return None
+    return convert(row)
 
 
 async def connection(

@@ -9,6 +9,8 @@ from typing import Any
 import strawberry
 
 from integrations.errors import ErrorCode, UserInputError
+from resolvers.access.principal import Principal
+from resolvers.access.rules import can_read_customer, can_read_order
 from schema.context import Context, Info
 from schema.customer.types import Customer
 from schema.ids import decode_id
@@ -21,21 +23,32 @@ MAX_NODES = 100
 _RESOLVERS: dict[str, Callable[[Context, int], Awaitable[Node | None]]] = {}
 
 
-def _register(type_name: str, loader: Callable[[Context], Any], convert: Callable[[Any], Node]) -> None:
+def _register(
+    type_name: str,
+    loader: Callable[[Context], Any],
+    convert: Callable[[Any], Node],
+    visible: Callable[[Principal, Any], bool] = lambda _principal, _row: True,
+) -> None:
     async def resolve(context: Context, pk: int) -> Node | None:
         row = await loader(context).load(pk)
-        return None if row is None else convert(row)
+        if row is None or not visible(context.principal, row):
+            return None  # what the principal may not see does not exist for it
+        return convert(row)
 
     _RESOLVERS[type_name] = resolve
 
 
-_register("Customer", lambda c: c.loaders.customer_by_id, Customer.from_row)
+_register("Customer", lambda c: c.loaders.customer_by_id, Customer.from_row, lambda p, r: can_read_customer(p, r.id))
 _register("Product", lambda c: c.loaders.product_by_id, Product.from_row)
-_register("Order", lambda c: c.loaders.order_by_id, Order.from_row)
+_register("Order", lambda c: c.loaders.order_by_id, Order.from_row, lambda p, r: can_read_order(p, r.customer_id))
 
 
 async def _resolve(context: Context, global_id: str, field: str) -> Node | None:
     type_name, pk = decode_id(global_id, field=field)
+    return await _load(context, type_name, pk)
+
+
+async def _load(context: Context, type_name: str, pk: int) -> Node | None:
     resolve = _RESOLVERS.get(type_name)
     return None if resolve is None else await resolve(context, pk)
 
@@ -52,4 +65,11 @@ class NodeQuery:
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_NODES:
             raise UserInputError("ids", f"nodes takes at most {MAX_NODES} IDs", code=ErrorCode.OUT_OF_RANGE)
-        return list(await asyncio.gather(*(_resolve(info.context, i, "ids") for i in ids)))
+        # Every ID is decoded before anything loads, and every load is awaited even when one fails: a failure
+        # must not leave loads running on the request's session after the field (and the request) answered.
+        keys = [decode_id(i, field="ids") for i in ids]
+        results = await asyncio.gather(*(_load(info.context, *key) for key in keys), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [result for result in results if not isinstance(result, BaseException)]

@@ -11,7 +11,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.auth.tokens import issue_token
 from gateway.settings import Settings, load_settings
 from integrations.store import migrate
 from integrations.store.engine import create_engine, create_sessionmaker
@@ -34,6 +35,7 @@ from tests.support.services import unavailable
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = (
+    "api_key",
     "trusted_document",
     "client_policy",
     "webhook_event",
@@ -158,21 +160,48 @@ class StatementCounter:
         self.statements.clear()
 
 
+ANONYMOUS = {"Authorization": ""}
+"""Headers for a request without credentials through a `GraphQLClient` (which sends an admin token)."""
+
+
+def token_for(
+    settings: Settings, *, subject: str = "test-admin", roles: Sequence[str] = ("admin",), **claims: Any
+) -> str:
+    """A bearer token the app built from `settings` accepts (HS256 with its secret, issuer and audience)."""
+    return issue_token(
+        settings.jwt_secret.get_secret_value(),
+        subject=subject,
+        roles=roles,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        **claims,
+    )
+
+
 class GraphQLClient:
-    """The real app in process, over httpx's ASGI transport."""
+    """The real app in process, over httpx's ASGI transport, acting as an admin unless told otherwise."""
 
     def __init__(self, app: Starlette, http: httpx.AsyncClient) -> None:
         self.app = app
         self.http = http
         self.sql = StatementCounter(app.state.engine)
+        self.settings: Settings = app.state.settings
 
     async def count(self, model: type[Any]) -> int:
         """Rows of `model`'s table in the app's store."""
         async with self.app.state.engine.connect() as connection:
             return int((await connection.execute(select(func.count()).select_from(model))).scalar_one())
 
-    async def post(self, query: str, variables: dict[str, object] | None = None, **extra: object) -> httpx.Response:
-        return await self.http.post("/graphql", json={"query": query, "variables": variables, **extra})
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, object] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: object,
+    ) -> httpx.Response:
+        body = {"query": query, "variables": variables, **extra}
+        return await self.http.post("/graphql", json=body, headers=headers)
 
     async def execute(self, query: str, variables: dict[str, object] | None = None) -> dict[str, Any]:
         """Run an operation that must succeed; return its `data`."""
@@ -192,7 +221,11 @@ async def serve_in_process(settings: Settings) -> AsyncIterator[GraphQLClient]:
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+        httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {token_for(settings)}"},
+        ) as http,
     ):
         yield GraphQLClient(app, http)
 

@@ -347,3 +347,46 @@ class ClientPolicy(Base, table=True):
     safelist: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
+API_KEY_ID_LENGTH = 12
+"""Lower-case hex digits of an API key's public id (48 random bits; the UNIQUE constraint settles collisions)."""
+SCOPES_MAX = 2000
+
+
+def _lower_hex(column: str, length: int) -> str:
+    """`column` holds exactly `length` lower-case hex digits (the same meaning on both databases)."""
+    return f"length({column}) = {length} AND ltrim({column}, '0123456789abcdef') = ''"
+
+
+class ApiKey(Base, table=True):
+    """A partner service's API key, `gwk_<public_id>_<secret>`. The key itself is never stored, only its SHA-256.
+
+    `public_id` finds the row and is not secret (`gateway apikey list` shows it, `revoke` takes it); the hash of
+    the whole key proves the caller holds it. The key acts for `client`, whose trusted-document policy then
+    applies, with its `scopes` (space-separated, e.g. ``orders:read products:read``). Revoking sets
+    `revoked_at` and keeps the row, so `list` still tells when it was created, last used and revoked.
+    """
+
+    __tablename__ = "api_key"
+    __table_args__ = (
+        UniqueConstraint("public_id"),
+        CheckConstraint(_lower_hex("public_id", API_KEY_ID_LENGTH), name="public_id_lower_hex"),
+        CheckConstraint(_lower_hex("key_hash", 64), name="key_hash_lower_hex"),
+        CheckConstraint("length(client) > 0", name="client_not_empty"),
+        CheckConstraint("label IS NULL OR length(label) > 0", name="label_not_empty"),
+        CheckConstraint(f"length(scopes) > 0 AND length(scopes) <= {SCOPES_MAX}", name="scopes_length"),
+        Index(None, "client"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    public_id: str = Field(sa_column=Column(String(API_KEY_ID_LENGTH), nullable=False))
+    key_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    client: str = Field(sa_column=Column(String(CLIENT_MAX), nullable=False))
+    label: str | None = Field(default=None, sa_column=Column(String(NAME_MAX), nullable=True))
+    scopes: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    """Recorded at most once a minute per key and gateway process (a write per request would be a hot spot)."""
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

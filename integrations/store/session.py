@@ -80,7 +80,10 @@ class StoreSession:
                 raise
 
     async def close(self) -> None:
-        await self._session.close()
+        """Close once no statement is in flight: a resolver task the executor abandoned or cancelled may still be
+        inside one, and closing under it raised IllegalStateChangeError out of the request (a 500)."""
+        async with self._lock:
+            await self._session.close()
 
 
 @asynccontextmanager

@@ -23,9 +23,7 @@ def _clean(changes: CustomerChanges) -> CustomerChanges:
     check = validation.Collector()
     email = name = None
     if changes.email is not None:
-        email = check(validation.email, "email", changes.email)
-        if email is not None and len(email) > EMAIL_MAX:
-            check.add(UserInputError("email", f"email must be at most {EMAIL_MAX} characters", code=ErrorCode.TOO_LONG))
+        email = check(validation.email, "email", changes.email, max_length=EMAIL_MAX)
     if changes.name is not None:
         name = check(validation.text, "name", changes.name, max_length=NAME_MAX)
     check.raise_if_any()

@@ -6,6 +6,7 @@ from sqlalchemy import Select, func
 from sqlmodel import select
 
 from integrations.store.models import Customer
+from resolvers import validation
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,9 @@ def customers_statement(where: CustomerFilter) -> Select[Customer]:
     """Customers matching `where` (case-insensitive substring matches; `%` and `_` match literally)."""
     statement = select(Customer)
     if where.email_contains:
-        statement = statement.where(func.lower(Customer.email).contains(where.email_contains.lower(), autoescape=True))
+        needle = validation.search("emailContains", where.email_contains).lower()
+        statement = statement.where(func.lower(Customer.email).contains(needle, autoescape=True))
     if where.name_contains:
-        statement = statement.where(func.lower(Customer.name).contains(where.name_contains.lower(), autoescape=True))
+        needle = validation.search("nameContains", where.name_contains).lower()
+        statement = statement.where(func.lower(Customer.name).contains(needle, autoescape=True))
     return statement

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import orjson
@@ -52,6 +52,8 @@ MAX_LINES = 100
 MAX_QUANTITY = 1000
 KEY_MAX = 255
 PAYMENT_METHOD_MAX = 255
+MAX_TOTAL = validation.MAX_INT32
+"""An order's total is an INTEGER column (as are the payment's amount and the provider ledger's)."""
 POLL_INTERVAL = 0.05
 INVALID_PAYMENT_METHOD = "invalid_payment_method"
 PROVIDER_REFUSED = "provider_refused"
@@ -93,7 +95,7 @@ class Placement:
 
 
 async def place_order(store: StoreSession, services: Services, request: PlaceOrderRequest) -> Placement:
-    _validate_shape(request)
+    request = _validate_shape(request)
     existing = await _record(services, request.idempotency_key)
     if existing is not None:
         return await _replay(services, request, existing)
@@ -113,21 +115,12 @@ def payment_key(client_key: str) -> str:
     return hashlib.sha256(f"{OPERATION}:{client_key}".encode()).hexdigest()
 
 
-def _validate_shape(request: PlaceOrderRequest) -> None:
+def _validate_shape(request: PlaceOrderRequest) -> PlaceOrderRequest:
+    """The request with its payment method trimmed, or every problem found without reading the store."""
     check = validation.Collector()
-    if not request.idempotency_key.strip():
-        check.add(UserInputError("idempotency_key", "idempotencyKey must not be empty", code=ErrorCode.REQUIRED))
-    elif len(request.idempotency_key) > KEY_MAX:
-        check.add(
-            UserInputError(
-                "idempotency_key", f"idempotencyKey must be at most {KEY_MAX} characters", code=ErrorCode.TOO_LONG
-            )
-        )
-    check(validation.text, "payment_method", request.payment_method, max_length=PAYMENT_METHOD_MAX)
-    if not request.lines:
-        check.add(UserInputError("lines", "an order needs at least one line", code=ErrorCode.REQUIRED))
-    elif len(request.lines) > MAX_LINES:
-        check.add(UserInputError("lines", f"an order has at most {MAX_LINES} lines", code=ErrorCode.OUT_OF_RANGE))
+    check(validation.opaque, "idempotency_key", request.idempotency_key, max_length=KEY_MAX)
+    payment_method = check(validation.token, "payment_method", request.payment_method, max_length=PAYMENT_METHOD_MAX)
+    check(validation.count, "lines", len(request.lines), minimum=1, maximum=MAX_LINES)
     seen: set[int] = set()
     for index, line in enumerate(request.lines[:MAX_LINES]):
         check(validation.integer, f"lines.{index}.quantity", line.quantity, minimum=1, maximum=MAX_QUANTITY)
@@ -141,6 +134,8 @@ def _validate_shape(request: PlaceOrderRequest) -> None:
             )
         seen.add(line.product_id)
     check.raise_if_any()
+    assert payment_method is not None
+    return replace(request, payment_method=payment_method)
 
 
 async def _load_references(store: StoreSession, request: PlaceOrderRequest) -> tuple[Customer, dict[int, Product]]:
@@ -171,6 +166,16 @@ async def _load_references(store: StoreSession, request: PlaceOrderRequest) -> t
         )
     elif currencies and not is_known_currency(next(iter(currencies))):
         check.add(UserInputError("lines", "the products' currency is not supported", code=ErrorCode.INVALID_CURRENCY))
+    if len(products) == len(request.lines):
+        total = sum(products[line.product_id].price * line.quantity for line in request.lines)
+        if total > MAX_TOTAL:
+            check.add(
+                UserInputError(
+                    "lines",
+                    f"the order total ({total} minor units) exceeds the largest amount an order can hold ({MAX_TOTAL})",
+                    code=ErrorCode.OUT_OF_RANGE,
+                )
+            )
     check.raise_if_any()
     assert customer is not None
     return customer, products

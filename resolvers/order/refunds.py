@@ -18,6 +18,7 @@ from integrations.errors import ErrorCode, GatewayError, InputErrors, UserInputE
 from integrations.payments.base import PaymentStatus
 from integrations.store.models import Order, OrderStatus, Payment
 from integrations.store.types import utcnow
+from resolvers import validation
 from resolvers.order.settlement import (
     PAID_STATUSES,
     captured_status,
@@ -36,8 +37,8 @@ MAX_RESERVATION_ATTEMPTS = 5
 
 async def refund_order(services: Services, order_id: int, amount: int | None) -> Order:
     """Refund `amount` (minor units; None = everything not yet refunded) of a paid order."""
-    if amount is not None and amount <= 0:
-        raise _error("amount", "amount must be positive", ErrorCode.OUT_OF_RANGE)
+    if amount is not None:
+        validation.integer("amount", amount, minimum=1)
     for _ in range(MAX_RESERVATION_ATTEMPTS):
         order, payment = await _load(services, order_id)
         if order.status not in REFUNDABLE or payment is None or payment.reference is None:

@@ -25,7 +25,8 @@ class ProductChanges:
     stock: int | None = None
 
 
-REQUIRED = ("sku", "name", "price", "currency")
+REQUIRED = {"sku": "sku", "name": "name", "price": "price", "currency": "price.currency"}
+"""Fields a new product needs, with their input paths."""
 
 
 def _clean(changes: ProductChanges) -> ProductChanges:
@@ -35,9 +36,16 @@ def _clean(changes: ProductChanges) -> ProductChanges:
         name=None if changes.name is None else check(validation.text, "name", changes.name, max_length=NAME_MAX),
         description=None
         if changes.description is None
-        else check(validation.text, "description", changes.description, max_length=DESCRIPTION_MAX, required=False),
-        price=None if changes.price is None else check(validation.integer, "price", changes.price),
-        currency=None if changes.currency is None else check(validation.currency, "currency", changes.currency),
+        else check(
+            validation.text,
+            "description",
+            changes.description,
+            max_length=DESCRIPTION_MAX,
+            required=False,
+            multiline=True,
+        ),
+        price=None if changes.price is None else check(validation.integer, "price.amount", changes.price),
+        currency=None if changes.currency is None else check(validation.currency, "price.currency", changes.currency),
         stock=None if changes.stock is None else check(validation.integer, "stock", changes.stock, maximum=MAX_STOCK),
     )
     check.raise_if_any()
@@ -53,8 +61,8 @@ def _apply(product: Product, changes: ProductChanges) -> None:
 
 async def create_product(store: StoreSession, changes: ProductChanges) -> Product:
     required = [
-        UserInputError(field, f"{field} is required", code=ErrorCode.REQUIRED)
-        for field in REQUIRED
+        UserInputError(path, f"{path} is required", code=ErrorCode.REQUIRED)
+        for field, path in REQUIRED.items()
         if getattr(changes, field) is None
     ]
     if required:

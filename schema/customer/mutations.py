@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import strawberry
 
+from resolvers.access.rules import CUSTOMERS_WRITE, ROLE_CUSTOMER, act_for_customer
 from resolvers.customer.mutations import CustomerChanges, create_customer, update_customer
 from schema.context import Info
 from schema.customer.types import Customer
 from schema.errors import INPUT_ERRORS, UserError, user_errors
 from schema.ids import decode_typed_id
+from schema.permissions import requires
 
 
 @strawberry.input(description="A new customer.")
@@ -40,7 +42,7 @@ class UpdateCustomerPayload:
 
 @strawberry.type
 class CustomerMutation:
-    @strawberry.mutation(description="Create a customer.")
+    @strawberry.mutation(description="Create a customer.", directives=[requires(CUSTOMERS_WRITE)])
     async def create_customer(self, info: Info, input: CreateCustomerInput) -> CreateCustomerPayload:
         try:
             row = await create_customer(info.context.store, CustomerChanges(email=input.email, name=input.name))
@@ -48,10 +50,14 @@ class CustomerMutation:
             return CreateCustomerPayload(customer=None, user_errors=user_errors(error))
         return CreateCustomerPayload(customer=Customer.from_row(row), user_errors=[])
 
-    @strawberry.mutation(description="Change a customer's name or email.")
+    @strawberry.mutation(
+        description="Change a customer's name or email (a customer may change its own).",
+        directives=[requires(CUSTOMERS_WRITE, ROLE_CUSTOMER)],
+    )
     async def update_customer(self, info: Info, input: UpdateCustomerInput) -> UpdateCustomerPayload:
         try:
             pk = decode_typed_id(input.id, "Customer")
+            act_for_customer(info.context.principal, pk, CUSTOMERS_WRITE, "update a customer")
             row = await update_customer(info.context.store, pk, CustomerChanges(email=input.email, name=input.name))
         except INPUT_ERRORS as error:
             return UpdateCustomerPayload(customer=None, user_errors=user_errors(error))

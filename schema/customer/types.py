@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from integrations.store import models
+from resolvers.access.rules import CUSTOMERS_READ, ORDERS_READ, OWNER
 from schema.cache_control import PRIVATE, max_age
 from schema.context import Info
 from schema.ids import encode_id
 from schema.node import Node
 from schema.pagination import After, Before, Connection, First, Last, page_request, to_connection
+from schema.permissions import requires
 
 if TYPE_CHECKING:
     from schema.order.types import Order
@@ -20,8 +22,10 @@ if TYPE_CHECKING:
 class Customer(Node):
     pk: strawberry.Private[int]
     name: str = strawberry.field(description="Full name.")
-    email: str = strawberry.field(
-        description="Email address, unique across customers (stored lower-case).", directives=[PRIVATE]
+    email: str | None = strawberry.field(
+        description="Email address, unique across customers (stored lower-case). Null, with a FORBIDDEN error, "
+        "unless the principal is this customer or may read customers.",
+        directives=[PRIVATE, requires(CUSTOMERS_READ, OWNER)],
     )
     created_at: datetime = strawberry.field(description="When the customer was created (UTC, ISO 8601).")
 
@@ -36,10 +40,14 @@ class Customer(Node):
             created_at=row.created_at,
         )
 
-    @strawberry.field(description="The customer's orders, oldest first.")
+    @property
+    def owner_customer_id(self) -> int:
+        return self.pk
+
+    @strawberry.field(description="The customer's orders, oldest first.", directives=[requires(ORDERS_READ, OWNER)])
     async def orders(
         self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
-    ) -> Connection[Annotated[Order, strawberry.lazy("schema.order.types")]]:
+    ) -> Connection[Annotated[Order, strawberry.lazy("schema.order.types")]] | None:
         from schema.order.types import Order  # a cycle: Order.customer returns a Customer
 
         request = page_request(first=first, after=after, last=last, before=before)

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import strawberry
 
-from integrations.errors import InputErrors, UserInputError
-from resolvers.order.placement import LineRequest, PlaceOrderRequest, place_order
+from integrations.errors import ErrorCode, InputErrors, UserInputError
+from resolvers import validation
+from resolvers.access.rules import ORDERS_WRITE, PAYMENTS_WRITE, ROLE_CUSTOMER, act_for_customer, can_read_order
+from resolvers.order.placement import MAX_LINES, LineRequest, PlaceOrderRequest, place_order
 from resolvers.order.refunds import cancel_order, refund_order
 from schema.context import Info
 from schema.errors import INPUT_ERRORS, UserError, user_errors
 from schema.ids import decode_typed_id
 from schema.order.types import Order
+from schema.permissions import requires
 
 
 @strawberry.input(description="One product and how many of it.")
@@ -22,11 +25,13 @@ class PlaceOrderInput:
     customer_id: strawberry.ID = strawberry.field(description="Who places the order.")
     lines: list[OrderLineInput] = strawberry.field(description="1 to 100 lines, each product at most once.")
     payment_method: str = strawberry.field(
-        description='The provider\'s payment method id, e.g. Stripe\'s test "pm_card_visa" or "pm_card_chargeDeclined".'
+        description='The provider\'s payment method id, e.g. Stripe\'s test "pm_card_visa" or "pm_card_chargeDeclined" '
+        "(ASCII letters, digits, _ and -; at most 255 characters)."
     )
     idempotency_key: str = strawberry.field(
         description="A key the client chooses per order (e.g. a UUID). Sending the same input with the same key again "
-        "returns the same order and never charges twice; different input with a used key is refused."
+        "returns the same order and never charges twice; different input with a used key is refused. At most 255 "
+        "characters, compared exactly as sent."
     )
 
 
@@ -66,6 +71,8 @@ class CancelOrderPayload:
 
 
 def _request(data: PlaceOrderInput) -> PlaceOrderRequest:
+    # Too many lines is one error, not one per line: nothing of such an input is decoded.
+    validation.count("lines", len(data.lines), minimum=0, maximum=MAX_LINES)
     errors: list[UserInputError] = []
 
     def decode(value: str, kind: str, field: str) -> int:
@@ -90,21 +97,38 @@ def _request(data: PlaceOrderInput) -> PlaceOrderRequest:
     )
 
 
+async def _act_on_order(info: Info, order_id: int, what: str) -> None:
+    """Staff act on any order; a customer on its own, and another's is as unknown to it as a missing one."""
+    principal = info.context.principal
+    if principal.has(ORDERS_WRITE):
+        return
+    row = await info.context.loaders.order_by_id.load(order_id)
+    if row is None or not can_read_order(principal, row.customer_id):
+        raise UserInputError("order_id", "no order with this id", code=ErrorCode.NOT_FOUND)
+    act_for_customer(principal, row.customer_id, ORDERS_WRITE, what)
+
+
 @strawberry.type
 class OrderMutation:
     @strawberry.mutation(
         description="Place an order: reserve stock, charge the payment method, queue the confirmation email. "
-        "Idempotent per idempotencyKey."
+        "Idempotent per idempotencyKey. A customer orders for itself only.",
+        directives=[requires(ORDERS_WRITE, ROLE_CUSTOMER)],
     )
     async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
         try:
-            placement = await place_order(info.context.store, info.context.services, _request(input))
+            request = _request(input)
+            act_for_customer(info.context.principal, request.customer_id, ORDERS_WRITE, "place an order")
+            placement = await place_order(info.context.store, info.context.services, request)
         except INPUT_ERRORS as error:
             return PlaceOrderPayload(order=None, user_errors=user_errors(error))
         order = None if placement.order is None else Order.from_row(placement.order)
         return PlaceOrderPayload(order=order, user_errors=[e for error in placement.errors for e in user_errors(error)])
 
-    @strawberry.mutation(description="Refund part or all of a paid order (never more than was captured).")
+    @strawberry.mutation(
+        description="Refund part or all of a paid order (never more than was captured).",
+        directives=[requires(PAYMENTS_WRITE)],
+    )
     async def refund_order(self, info: Info, input: RefundOrderInput) -> RefundOrderPayload:
         try:
             pk = decode_typed_id(input.order_id, "Order", field="order_id")
@@ -115,11 +139,13 @@ class OrderMutation:
 
     @strawberry.mutation(
         description="Cancel an order: refund what was paid or cancel the pending payment, and restock. "
-        "Cancelling a cancelled order changes nothing."
+        "Cancelling a cancelled order changes nothing. A customer cancels its own orders only.",
+        directives=[requires(ORDERS_WRITE, ROLE_CUSTOMER)],
     )
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderPayload:
         try:
             pk = decode_typed_id(input.order_id, "Order", field="order_id")
+            await _act_on_order(info, pk, "cancel an order")
             row = await cancel_order(info.context.services, pk)
         except INPUT_ERRORS as error:
             return CancelOrderPayload(order=None, user_errors=user_errors(error))

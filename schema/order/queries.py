@@ -3,8 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import strawberry
+from sqlmodel import col
 
+from integrations.errors import ErrorCode, UserInputError
 from integrations.store import models
+from resolvers.access.rules import ORDERS_READ, ROLE_CUSTOMER, can_read_order, own_customer_only
 from resolvers.order.queries import OrderFilter as Filter
 from resolvers.order.queries import orders_statement
 from schema.cache_control import max_age
@@ -13,6 +16,7 @@ from schema.ids import decode_typed_id
 from schema.lookup import by_global_id, connection
 from schema.order.types import Order, OrderStatus
 from schema.pagination import After, Before, Connection, First, Last
+from schema.permissions import requires
 
 
 @strawberry.input(description="Narrow an order list; all given conditions must hold.")
@@ -27,10 +31,13 @@ class OrderFilter:
     )
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _utc(value: datetime | None, field: str) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first instant Python can hold in UTC
+        raise UserInputError(field, f"{field} is out of range", code=ErrorCode.OUT_OF_RANGE) from None
 
 
 def _where(filter: OrderFilter | None) -> Filter:
@@ -41,8 +48,8 @@ def _where(filter: OrderFilter | None) -> Filter:
         customer_id=None
         if filter.customer_id is None
         else decode_typed_id(filter.customer_id, "Customer", field="customerId"),
-        created_after=_utc(filter.created_after),
-        created_before=_utc(filter.created_before),
+        created_after=_utc(filter.created_after, "createdAfter"),
+        created_before=_utc(filter.created_before, "createdBefore"),
     )
 
 
@@ -50,10 +57,18 @@ def _where(filter: OrderFilter | None) -> Filter:
 class OrderQuery:
     @strawberry.field(description="An order by ID, or null if there is none.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
-        return await by_global_id(id, "Order", info.context.loaders.order_by_id, Order.from_row)
+        principal = info.context.principal
+        return await by_global_id(
+            id,
+            "Order",
+            info.context.loaders.order_by_id,
+            Order.from_row,
+            lambda row: can_read_order(principal, row.customer_id),
+        )
 
     @strawberry.field(
-        description="Orders in the order they were placed, optionally filtered.", directives=[max_age(30)]
+        description="Orders in the order they were placed, optionally filtered (a customer sees its own only).",
+        directives=[max_age(30), requires(ORDERS_READ, ROLE_CUSTOMER)],
     )
     async def orders(
         self,
@@ -63,10 +78,14 @@ class OrderQuery:
         last: Last = None,
         before: Before = None,
         filter: OrderFilter | None = None,
-    ) -> Connection[Order]:
+    ) -> Connection[Order] | None:
+        statement = orders_statement(_where(filter))
+        own = own_customer_only(info.context.principal, ORDERS_READ)
+        if own is not None:
+            statement = statement.where(col(models.Order.customer_id) == own)
         return await connection(
             info,
-            orders_statement(_where(filter)),
+            statement,
             models.Order.id,
             Order.from_row,
             first=first,

@@ -67,6 +67,10 @@ class Order(Node):
             total=Money(amount=row.total, currency=row.currency),
         )
 
+    @property
+    def owner_customer_id(self) -> int:
+        return self.customer_pk
+
     @strawberry.field(description="Who placed the order.")
     async def customer(self, info: Info) -> Customer:
         row = await info.context.loaders.customer_by_id.load(self.customer_pk)

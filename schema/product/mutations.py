@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import strawberry
 
+from resolvers.access.rules import ROLE_ADMIN
 from resolvers.product.mutations import ProductChanges, create_product, update_product
 from schema.context import Info
 from schema.errors import INPUT_ERRORS, UserError, user_errors
 from schema.ids import decode_typed_id
 from schema.money import MoneyInput
+from schema.permissions import requires
 from schema.product.types import Product
 
 
@@ -15,8 +17,10 @@ class CreateProductInput:
     sku: str = strawberry.field(description="Stock keeping unit; must be unique (1 to 64 characters).")
     name: str = strawberry.field(description="Display name (1 to 200 characters).")
     price: MoneyInput = strawberry.field(description="Unit price; amount must not be negative.")
-    description: str = strawberry.field(default="", description="Longer description.")
-    stock: int = strawberry.field(default=0, description="Units in stock (not negative).")
+    description: str = strawberry.field(
+        default="", description="Longer description; may span lines (at most 5000 characters)."
+    )
+    stock: int = strawberry.field(default=0, description="Units in stock (0 to 1000000000).")
 
 
 @strawberry.input(description="Changes to a product; omitted fields stay as they are.")
@@ -26,7 +30,7 @@ class UpdateProductInput:
     name: str | None = strawberry.field(default=None, description="New display name.")
     description: str | None = strawberry.field(default=None, description="New description.")
     price: MoneyInput | None = strawberry.field(default=None, description="New unit price.")
-    stock: int | None = strawberry.field(default=None, description="New stock level (not negative).")
+    stock: int | None = strawberry.field(default=None, description="New stock level (0 to 1000000000).")
 
 
 @strawberry.type(description="Result of createProduct.")
@@ -54,7 +58,7 @@ def _changes(data: CreateProductInput | UpdateProductInput) -> ProductChanges:
 
 @strawberry.type
 class ProductMutation:
-    @strawberry.mutation(description="Create a product.")
+    @strawberry.mutation(description="Create a product (admins).", directives=[requires(ROLE_ADMIN)])
     async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductPayload:
         try:
             row = await create_product(info.context.store, _changes(input))
@@ -62,7 +66,9 @@ class ProductMutation:
             return CreateProductPayload(product=None, user_errors=user_errors(error))
         return CreateProductPayload(product=Product.from_row(row), user_errors=[])
 
-    @strawberry.mutation(description="Change a product's details, price or stock.")
+    @strawberry.mutation(
+        description="Change a product's details, price or stock (admins).", directives=[requires(ROLE_ADMIN)]
+    )
     async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductPayload:
         try:
             pk = decode_typed_id(input.id, "Product")

@@ -16,10 +16,11 @@ from sqlmodel import col
 
 from gateway.cache_policy import CachePolicy, Scope
 from gateway.response_cache import CacheState, Produced, ResponseCache
+from gateway.settings import load_settings
 from integrations.cache.tagged.memory import MemoryTaggedStore
 from integrations.store.models import Product
 from schema.ids import encode_id
-from tests.conftest import GraphQLClient, app_settings_for, serve_in_process
+from tests.conftest import ANONYMOUS, GraphQLClient, app_settings_for, serve_in_process, token_for
 from tests.support.gateway_process import gateway_process
 from tests.support.redis_server import run_redis_server
 
@@ -117,9 +118,12 @@ async def test_private_fields_are_cached_per_principal_and_never_anonymously(cli
     customer = await create_customer(client)
     variables = {"id": customer}
 
-    anonymous = [await ask(client, CUSTOMER, variables) for _ in range(2)]
-    alice = [await ask(client, CUSTOMER, variables, authorization="Bearer alice") for _ in range(2)]
-    bob = await ask(client, CUSTOMER, variables, authorization="Bearer bob")
+    def staff(name: str) -> str:
+        return "Bearer " + token_for(client.settings, subject=name, roles=["staff"], scopes=["customers:read"])
+
+    anonymous = [await ask(client, CUSTOMER, variables, **ANONYMOUS) for _ in range(2)]
+    alice = [await ask(client, CUSTOMER, variables, authorization=staff("alice")) for _ in range(2)]
+    bob = await ask(client, CUSTOMER, variables, authorization=staff("bob"))
 
     assert [r.headers["x-cache"] for r in anonymous] == ["BYPASS", "BYPASS"]
     assert [r.headers["x-cache"] for r in alice] == ["MISS", "HIT"]
@@ -221,12 +225,13 @@ async def test_a_write_outside_any_request_invalidates_too(client: GraphQLClient
 async def test_get_with_a_matching_etag_is_304(client: GraphQLClient) -> None:
     product = await create_product(client)
     params = {"query": PRODUCT, "variables": f'{{"id": "{product}"}}'}
-    first = await client.http.get("/graphql", params=params)
+    preflight = {"GraphQL-Require-Preflight": "1"}  # CSRF prevention
+    first = await client.http.get("/graphql", params=params, headers=preflight)
     etag = first.headers["etag"]
 
-    not_modified = await client.http.get("/graphql", params=params, headers={"if-none-match": etag})
-    weak = await client.http.get("/graphql", params=params, headers={"if-none-match": f'"other", W/{etag}'})
-    changed = await client.http.get("/graphql", params=params, headers={"if-none-match": '"other"'})
+    not_modified = await client.http.get("/graphql", params=params, headers=preflight | {"if-none-match": etag})
+    weak = await client.http.get("/graphql", params=params, headers=preflight | {"if-none-match": f'"other", W/{etag}'})
+    changed = await client.http.get("/graphql", params=params, headers=preflight | {"if-none-match": '"other"'})
 
     assert first.status_code == 200
     assert not_modified.status_code == 304
@@ -318,8 +323,9 @@ async def test_a_mutation_through_one_process_is_seen_by_the_next_read_through_a
         "GATEWAY_EMAIL_WORKER": "false",
         "EMAIL_URL": f"file://{tmp_path / 'mail'}",
     }
+    admin = {"Authorization": f"Bearer {token_for(load_settings(_env_file=None))}"}
     with gateway_process(environment) as one, gateway_process(environment) as two:
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, headers=admin) as http:
 
             async def post(base: str, query: str, variables: dict[str, Any]) -> httpx.Response:
                 return await http.post(f"{base}/graphql", json={"query": query, "variables": variables})
@@ -431,8 +437,10 @@ def test_keys_change_with_the_schema_version_scope_and_principal() -> None:
     v1, v2 = ResponseCache(store, schema_version="v1"), ResponseCache(store, schema_version="v2")
     public, private = CachePolicy(60), CachePolicy(60, Scope.PRIVATE)
 
-    assert v1.key("d", "Op", {"a": 1, "b": 2}, public, None) == v1.key("d", "Op", {"b": 2, "a": 1}, public, None)
-    assert v1.key("d", "Op", {}, public, None) != v2.key("d", "Op", {}, public, None)
+    grants = "grants-digest"
+    assert v1.key("d", "Op", {"a": 1, "b": 2}, public, grants) == v1.key("d", "Op", {"b": 2, "a": 1}, public, grants)
+    assert v1.key("d", "Op", {}, public, grants) != v2.key("d", "Op", {}, public, grants)
     assert v1.key("d", "Op", {}, private, "alice") != v1.key("d", "Op", {}, private, "bob")
-    assert v1.key("d", "Op", {}, private, "alice") != v1.key("d", "Op", {}, public, None)
-    assert v1.key("d", "Op", {}, public, None) != v1.key("d", "Other", {}, public, None)
+    assert v1.key("d", "Op", {}, private, "alice") != v1.key("d", "Op", {}, public, "alice")
+    assert v1.key("d", "Op", {}, public, grants) != v1.key("d", "Op", {}, public, "other-grants")
+    assert v1.key("d", "Op", {}, public, grants) != v1.key("d", "Other", {}, public, grants)

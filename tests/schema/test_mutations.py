@@ -117,8 +117,11 @@ async def test_create_and_update_product(client: GraphQLClient) -> None:
 @pytest.mark.parametrize(
     ("value", "errors"),
     [
-        ({"sku": "A", "name": "P", "price": {"amount": -1, "currency": "USD"}}, [("price", "OUT_OF_RANGE")]),
-        ({"sku": "A", "name": "P", "price": {"amount": 1, "currency": "XXX"}}, [("currency", "INVALID_CURRENCY")]),
+        ({"sku": "A", "name": "P", "price": {"amount": -1, "currency": "USD"}}, [("price.amount", "OUT_OF_RANGE")]),
+        (
+            {"sku": "A", "name": "P", "price": {"amount": 1, "currency": "XXX"}},
+            [("price.currency", "INVALID_CURRENCY")],
+        ),
         (
             {"sku": "A", "name": "P", "price": {"amount": 1, "currency": "USD"}, "stock": -5},
             [("stock", "OUT_OF_RANGE")],
@@ -149,7 +152,9 @@ async def test_duplicate_sku(client: GraphQLClient) -> None:
 
 async def test_int_overflow_is_a_variable_error_not_a_500(client: GraphQLClient) -> None:
     response = await client.post(
-        CREATE_PRODUCT, {"input": {"sku": "A", "name": "P", "price": {"amount": 2**40, "currency": "USD"}}}
+        CREATE_PRODUCT,
+        {"input": {"sku": "A", "name": "P", "price": {"amount": 2**40, "currency": "USD"}}},
+        headers={"Accept": "application/graphql-response+json"},
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -6,10 +6,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import col
 
-from integrations.store.models import ClientPolicy, Customer, Order, OrderLine, Product, TrustedDocument, metadata
+from integrations.store.models import (
+    ApiKey,
+    ClientPolicy,
+    Customer,
+    Order,
+    OrderLine,
+    Product,
+    TrustedDocument,
+    metadata,
+)
 from integrations.store.session import StoreSession
 from integrations.store.types import utcnow
 
@@ -146,3 +155,48 @@ async def test_client_policy_constraints(store: StoreSession) -> None:
         with pytest.raises(IntegrityError):
             async with store.transaction() as session:
                 await session.execute(insert(table), [{"created_at": now, "updated_at": now, **row}])
+
+
+def api_key_row(**overrides: Any) -> dict[str, Any]:
+    row = {
+        "public_id": "0123456789ab",
+        "key_hash": "a" * 64,
+        "client": "acme",
+        "scopes": "orders:read",
+        "created_at": utcnow(),
+    }
+    return {**row, **overrides}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # UNIQUE public_id (the lookup prefix)
+        {"public_id": None},
+        {"public_id": "0123456789AB"},  # lower-case hex only
+        {"public_id": "0123456789a"},
+        {"public_id": "0123456789abc"},  # PostgreSQL: too long for VARCHAR(12); SQLite: the CHECK
+        {"public_id": "0123456789ag"},
+        {"public_id": "ba9876543210", "key_hash": None},
+        {"public_id": "ba9876543210", "key_hash": "A" * 64},
+        {"public_id": "ba9876543210", "key_hash": "a" * 63},
+        {"public_id": "ba9876543210", "client": ""},
+        {"public_id": "ba9876543210", "client": None},
+        {"public_id": "ba9876543210", "label": ""},
+        {"public_id": "ba9876543210", "scopes": ""},
+        {"public_id": "ba9876543210", "scopes": None},
+        {"public_id": "ba9876543210", "scopes": "x" * 2001},
+        {"public_id": "ba9876543210", "created_at": None},
+    ],
+)
+async def test_api_key_constraints(store: StoreSession, overrides: dict[str, Any]) -> None:
+    table = metadata.tables["api_key"]  # Core, so explicit NULLs are sent
+    async with store.transaction() as session:
+        await session.execute(insert(table), [api_key_row(label="CI")])
+    too_long = len(overrides.get("public_id") or "") > 12  # asyncpg reports it as a plain DBAPIError
+    with pytest.raises(DBAPIError if too_long else IntegrityError):
+        async with store.transaction() as session:
+            await session.execute(insert(table), [api_key_row(**overrides)])
+    async with store.transaction() as session:  # the same row with a fresh id is fine, label or not
+        await session.execute(insert(table), [api_key_row(public_id="ba9876543210")])
+    assert await store.scalar(select(func.count()).select_from(ApiKey)) == 2

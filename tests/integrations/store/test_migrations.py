@@ -62,7 +62,10 @@ async def test_every_revision_downgrades_and_upgrades_on_postgresql(postgresql_u
     url = postgres_url(name)
     try:
         await asyncio.to_thread(migrate.upgrade, url)
-        assert {"trusted_document", "client_policy"} <= await tables(url)
+        assert {"trusted_document", "client_policy", "api_key"} <= await tables(url)
+        await asyncio.to_thread(migrate.downgrade, url, "0003")
+        assert "api_key" not in await tables(url)
+        assert "trusted_document" in await tables(url)
         await asyncio.to_thread(migrate.downgrade, url, "0002")
         assert not {"trusted_document", "client_policy"} & await tables(url)
         await asyncio.to_thread(migrate.downgrade, url, "base")

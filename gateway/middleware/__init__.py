@@ -1,0 +1,7 @@
+"""ASGI middleware, one per file, each in Starlette's shape: `__init__(app, **options)` + `__call__(scope, receive,
+send)`.
+
+- `csrf.CSRFPrevention`: refuses GraphQL GETs a browser could send from another site without a preflight.
+- `security_headers.SecurityHeaders`: `X-Content-Type-Options: nosniff` (and any other fixed header) on every answer.
+- `cors.cors_middleware`: Starlette's `CORSMiddleware` configured for the gateway's clients, from an allowlist.
+"""

@@ -1,0 +1,1 @@
+"""Who a request acts for, and what that principal may see and do."""
