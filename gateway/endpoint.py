@@ -53,6 +53,8 @@ logger = logging.getLogger("gateway.endpoint")
 
 GET_OPERATIONS = frozenset({OperationType.QUERY})
 POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
+VARY = "Accept, Authorization, X-API-Key"
+"""The request headers an answer depends on: the format and the credentials (`auth/authenticator.py`)."""
 
 
 class GraphQLEndpoint:
@@ -279,7 +281,8 @@ class GraphQLEndpoint:
             control += f", stale-while-revalidate={int(self.response_cache.swr)}"
         headers["Cache-Control"] = control
         headers["ETag"] = entry.etag
-        headers["Vary"] = "Accept, Authorization" if entry.scope is CacheScope.PRIVATE else "Accept"
+        # Even PUBLIC answers depend on who asks (shared only between principals with the same grants).
+        headers["Vary"] = VARY
         if served.state in (CacheState.HIT, CacheState.STALE):
             headers["Age"] = str(int(served.age))
         if request.method == "GET" and etag_matches(request.headers.get("if-none-match"), entry.etag):

@@ -77,6 +77,17 @@ async def test_a_repeated_query_is_a_hit_without_sql_and_says_so(client: GraphQL
     assert "Accept" in hit.headers["vary"]
 
 
+async def test_shared_answers_vary_by_credentials_too(client: GraphQLClient) -> None:
+    """A PUBLIC entry is shared by principals with the same grants only: an HTTP cache in front must not hand a
+    staff member's answer to an anonymous client, so it has to key on the credential headers as well."""
+    staff = token_for(client.settings, subject="s", roles=["staff"], scopes=["customers:read"])
+    query = "{ customers { totalCount } }"
+    response = await ask(client, query, authorization=f"Bearer {staff}")
+    assert response.headers["cache-control"].startswith("public")
+    vary = {name.strip().lower() for name in response.headers["vary"].split(",")}
+    assert {"accept", "authorization", "x-api-key"} <= vary
+
+
 async def test_the_max_age_is_the_smallest_over_the_fields_touched(client: GraphQLClient) -> None:
     await create_product(client)
     response = await ask(client, "query Both { products(first: 1) { totalCount } orders(first: 1) { totalCount } }")
