@@ -17,12 +17,10 @@ import hashlib
 import re
 import time
 import unicodedata
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
 
 from sqlalchemy import case, delete, func, inspect, or_
 from sqlalchemy.exc import IntegrityError
@@ -34,11 +32,11 @@ from integrations.store.models import CLIENT_MAX, DOCUMENT_ID_MAX, NAME_MAX, Cli
 from integrations.store.session import StoreSession
 from integrations.store.types import utcnow
 from resolvers.batching import MAX_BATCH_SIZE
+from resolvers.expiring_lru import ExpiringLRU
 
 SHA256_PREFIX = "sha256:"
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 Sessionmaker = async_sessionmaker[AsyncSession]
-V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -238,8 +236,8 @@ class TrustedDocuments:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._documents: _ExpiringLRU[str | None] = _ExpiringLRU(ttl, max_entries, clock)
-        self._policies: _ExpiringLRU[bool] = _ExpiringLRU(ttl, max_entries, clock)
+        self._documents: ExpiringLRU[tuple[str, ...], str | None] = ExpiringLRU(ttl, max_entries, clock)
+        self._policies: ExpiringLRU[tuple[str, ...], bool] = ExpiringLRU(ttl, max_entries, clock)
 
     async def find(self, client: str | None, document_id: str) -> str | None:
         """The text of `client`'s document with this id, ``sha256:<hex>`` or bare hash; None if it has none."""
@@ -281,37 +279,6 @@ class TrustedDocuments:
             statement = statement.order_by(case((by_id, 0), else_=1))
         async with _store(self._sessionmaker) as store:
             return await store.scalar(statement)
-
-
-class _ExpiringLRU(Generic[V]):
-    """At most `size` entries, each kept `ttl` seconds; the least recently used goes first."""
-
-    def __init__(self, ttl: float, size: int, clock: Callable[[], float]) -> None:
-        self._ttl = ttl
-        self._size = size
-        self._clock = clock
-        self._entries: OrderedDict[tuple[str, ...], tuple[float, V]] = OrderedDict()
-
-    def get(self, key: tuple[str, ...]) -> tuple[bool, V | None]:
-        entry = self._entries.get(key)
-        if entry is None:
-            return False, None
-        if entry[0] <= self._clock():
-            del self._entries[key]
-            return False, None
-        self._entries.move_to_end(key)
-        return True, entry[1]
-
-    def put(self, key: tuple[str, ...], value: V) -> None:
-        if self._size <= 0 or self._ttl <= 0:
-            return
-        self._entries[key] = (self._clock() + self._ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 def _hash_in(document_id: str) -> str | None:

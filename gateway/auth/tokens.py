@@ -13,7 +13,6 @@ configured, with `leeway` seconds of clock skew. Claims read:
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from gateway.auth.authenticator import TokenError
 from gateway.auth.jwks import JwksKeys
 from integrations.errors import UserInputError
 from resolvers.access.principal import CUSTOMER, Principal, PrincipalKind
+from resolvers.expiring_lru import ExpiringLRU
 from schema.ids import decode_typed_id
 
 MAX_TOKEN_LENGTH = 8_192
@@ -53,28 +53,22 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
-        self._verified: OrderedDict[str, tuple[Principal, float, int]] = OrderedDict()
+        self._verified: ExpiringLRU[str, tuple[Principal, int]] = ExpiringLRU(VERIFIED_TTL, VERIFIED_ENTRIES, time.time)
 
     async def principal(self, token: str) -> Principal:
         """The token's principal; a token seen recently is not verified again (clients resend the same one) unless
         it expired or the JWKS's keys changed since (a retired key retires its tokens)."""
-        now = time.time()
-        generation = self.jwks.generation if self.jwks is not None else 0
-        cached = self._verified.get(token)
-        if cached is not None:
-            principal, until, verified_with = cached
-            if until > now and verified_with == generation:
-                self._verified.move_to_end(token)
-                return principal
-            del self._verified[token]
+        found, cached = self._verified.get(token)
+        if found and cached is not None and cached[1] == self._key_generation():
+            return cached[0]
         claims = await self.claims(token)
         principal = _principal(claims)
-        generation = self.jwks.generation if self.jwks is not None else 0
-        until = min(float(claims["exp"]) + self.leeway, now + VERIFIED_TTL)
-        self._verified[token] = (principal, until, generation)
-        if len(self._verified) > VERIFIED_ENTRIES:
-            self._verified.popitem(last=False)
+        expires_in = float(claims["exp"]) + self.leeway - time.time()
+        self._verified.put(token, (principal, self._key_generation()), ttl=expires_in)
         return principal
+
+    def _key_generation(self) -> int:
+        return self.jwks.generation if self.jwks is not None else 0
 
     async def claims(self, token: str) -> dict[str, Any]:
         if len(token) > MAX_TOKEN_LENGTH:

@@ -24,7 +24,6 @@ import secrets
 import string
 import time
 import unicodedata
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from integrations.store.models import API_KEY_ID_LENGTH, NAME_MAX, SCOPES_MAX, A
 from integrations.store.session import StoreSession
 from integrations.store.types import utcnow
 from resolvers.access.principal import PARTNER, Principal, PrincipalKind
+from resolvers.expiring_lru import ExpiringLRU
 from resolvers.trusted_documents import check_client
 
 logger = logging.getLogger("resolvers.access.api_keys")
@@ -239,12 +239,11 @@ class ApiKeys:
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._ttl = ttl
         self._touch_interval = touch_interval
         self._max_entries = max_entries
         self._clock = clock
         self._now = now
-        self._known: OrderedDict[str, tuple[float, _Known]] = OrderedDict()
+        self._known: ExpiringLRU[str, _Known] = ExpiringLRU(ttl, max_entries, clock)
         self._flights: dict[str, asyncio.Task[_Known]] = {}
         self._generation = 0
         """Bumped by `forget`/`clear`, so a lookup started before them does not cache what it read."""
@@ -266,7 +265,7 @@ class ApiKeys:
 
     def forget(self, public_id: str) -> None:
         """Drop what is cached about one key (after revoking it in this process)."""
-        self._known.pop(public_id, None)
+        self._known.pop(public_id)
         self._generation += 1
 
     def clear(self) -> None:
@@ -279,12 +278,10 @@ class ApiKeys:
             await self._writer
 
     async def _lookup(self, public_id: str) -> _Known:
-        entry = self._known.get(public_id)
-        if entry is not None:
-            if entry[0] > self._clock():
-                self._known.move_to_end(public_id)
-                return entry[1]
-            del self._known[public_id]
+        found, known = self._known.get(public_id)
+        if found:
+            assert known is not None
+            return known
         flight = self._flights.get(public_id)
         if flight is None:
             # A task of its own: a request cancelled mid-lookup neither fails the others nor wastes the query.
@@ -310,10 +307,8 @@ class ApiKeys:
                 client=client,
             )
             known = _Known(stored_hash, None if revoked_at is not None else principal)
-        if generation == self._generation and self._ttl > 0 and self._max_entries > 0:
-            self._known[public_id] = (self._clock() + self._ttl, known)
-            while len(self._known) > self._max_entries:
-                self._known.popitem(last=False)
+        if generation == self._generation:
+            self._known.put(public_id, known)
         return known
 
     def _landed(self, public_id: str, flight: asyncio.Task[_Known]) -> None:
