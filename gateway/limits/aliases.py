@@ -7,20 +7,15 @@ fragment counts once for each spread of that fragment: `{ a { ...F } b { ...F } 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from graphql import (
-    SKIP,
     FieldNode,
     FragmentDefinitionNode,
-    GraphQLError,
     OperationDefinitionNode,
-    ValidationContext,
     ValidationRule,
-    VisitorAction,
 )
 
-from gateway.limits.fragments import Fold, fragments_of
+from gateway.limits.fragments import Fold, limit_rule
 
 MAX_ALIASES_EXCEEDED = "MAX_ALIASES_EXCEEDED"
 
@@ -31,20 +26,8 @@ class _Aliases(Fold):
 
 
 def operation_aliases(operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]) -> int:
-    return _Aliases(fragments).selection_set(operation.selection_set)
+    return _Aliases(fragments).operation(operation)
 
 
 def max_aliases_rule(limit: int) -> type[ValidationRule]:
-    class MaxAliasesRule(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.aliases = _Aliases(fragments_of(context.document))
-
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> VisitorAction:
-            aliases = self.aliases.selection_set(node.selection_set)
-            if aliases > limit:
-                message = f"The operation uses {aliases} aliases; the limit is {limit}"
-                self.report_error(GraphQLError(message, node, extensions={"code": MAX_ALIASES_EXCEEDED}))
-            return SKIP
-
-    return MaxAliasesRule
+    return limit_rule(_Aliases, limit, MAX_ALIASES_EXCEEDED, lambda aliases: f"The operation uses {aliases} aliases")

@@ -9,20 +9,15 @@ levels deep).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from graphql import (
-    SKIP,
     FieldNode,
     FragmentDefinitionNode,
-    GraphQLError,
     OperationDefinitionNode,
-    ValidationContext,
     ValidationRule,
-    VisitorAction,
 )
 
-from gateway.limits.fragments import INTROSPECTION_ROOTS, Fold, fragments_of
+from gateway.limits.fragments import INTROSPECTION_ROOTS, Fold, limit_rule
 
 MAX_DEPTH_EXCEEDED = "MAX_DEPTH_EXCEEDED"
 
@@ -38,20 +33,8 @@ class _Depth(Fold):
 
 
 def operation_depth(operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]) -> int:
-    return _Depth(fragments).selection_set(operation.selection_set)
+    return _Depth(fragments).operation(operation)
 
 
 def max_depth_rule(limit: int) -> type[ValidationRule]:
-    class MaxDepthRule(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.depth = _Depth(fragments_of(context.document))
-
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> VisitorAction:
-            depth = self.depth.selection_set(node.selection_set)
-            if depth > limit:
-                message = f"The operation is {depth} levels deep; the limit is {limit}"
-                self.report_error(GraphQLError(message, node, extensions={"code": MAX_DEPTH_EXCEEDED}))
-            return SKIP
-
-    return MaxDepthRule
+    return limit_rule(_Depth, limit, MAX_DEPTH_EXCEEDED, lambda depth: f"The operation is {depth} levels deep")

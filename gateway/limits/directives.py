@@ -7,22 +7,17 @@ definitions; a fragment's directives count once for each spread of it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from graphql import (
-    SKIP,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
-    ValidationContext,
     ValidationRule,
-    VisitorAction,
 )
 
-from gateway.limits.fragments import Fold, fragments_of
+from gateway.limits.fragments import Fold, limit_rule
 
 MAX_DIRECTIVES_EXCEEDED = "MAX_DIRECTIVES_EXCEEDED"
 
@@ -50,16 +45,6 @@ def operation_directives(operation: OperationDefinitionNode, fragments: Mapping[
 
 
 def max_directives_rule(limit: int) -> type[ValidationRule]:
-    class MaxDirectivesRule(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.directives = _Directives(fragments_of(context.document))
-
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> VisitorAction:
-            directives = self.directives.operation(node)
-            if directives > limit:
-                message = f"The operation uses {directives} directives; the limit is {limit}"
-                self.report_error(GraphQLError(message, node, extensions={"code": MAX_DIRECTIVES_EXCEEDED}))
-            return SKIP
-
-    return MaxDirectivesRule
+    return limit_rule(
+        _Directives, limit, MAX_DIRECTIVES_EXCEEDED, lambda directives: f"The operation uses {directives} directives"
+    )

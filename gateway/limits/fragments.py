@@ -9,15 +9,22 @@ before any rule runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from graphql import (
+    SKIP,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     InlineFragmentNode,
+    OperationDefinitionNode,
     SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VisitorAction,
 )
 
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
@@ -36,6 +43,9 @@ class Fold:
         self.fragments = fragments
         self._done: dict[str, int] = {}
         self._active: set[str] = set()
+
+    def operation(self, node: OperationDefinitionNode) -> int:
+        return self.selection_set(node.selection_set)
 
     def selection_set(self, node: SelectionSetNode | None) -> int:
         if node is None:
@@ -79,3 +89,26 @@ class Fold:
 
     def definition(self, node: FragmentDefinitionNode) -> int:
         return self.selection_set(node.selection_set)
+
+
+def limit_rule(
+    fold: Callable[[Mapping[str, FragmentDefinitionNode]], Fold],
+    limit: int,
+    code: str,
+    describe: Callable[[int], str],
+) -> type[ValidationRule]:
+    """A validation rule refusing each operation whose `fold` exceeds `limit`, with `describe(value)` and `code`."""
+
+    class LimitRule(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.fold = fold(fragments_of(context.document))
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> VisitorAction:
+            value = self.fold.operation(node)
+            if value > limit:
+                message = f"{describe(value)}; the limit is {limit}"
+                self.report_error(GraphQLError(message, node, extensions={"code": code}))
+            return SKIP
+
+    return LimitRule
