@@ -33,6 +33,7 @@ from gateway.graphiql import render_graphiql
 from gateway.persisted_queries import PersistedQueries
 from gateway.rate_limit import Admission, RateLimit
 from gateway.request import (
+    GatewayRequest,
     GraphQLParams,
     RequestError,
     graphql_status,
@@ -40,7 +41,7 @@ from gateway.request import (
     response_media_type,
     wants_html,
 )
-from gateway.response_cache import CacheState, Produced, ResponseCache, Served
+from gateway.response_cache import CacheState, Entry, Produced, ResponseCache, Served
 from gateway.safelist import Safelist
 from integrations.errors import StoreUnavailableError
 from integrations.store.changes import ChangeFeed
@@ -95,7 +96,7 @@ class GraphQLEndpoint:
         """Set by the app's lifespan when rate limiting is on."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.handle(Request(scope, receive))
+        response = await self.handle(GatewayRequest(scope, receive))
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
@@ -269,25 +270,45 @@ class GraphQLEndpoint:
         return Produced(status, orjson.dumps(payload), storable, store.reads or ())
 
     def _cached_response(self, request: Request, served: Served, media_type: str) -> Response:
-        headers = {"X-Cache": served.state.value}
         entry = served.entry
         if entry is None:
-            headers["Cache-Control"] = "no-store"
+            headers = {"X-Cache": served.state.value, "Cache-Control": "no-store"}
             status = graphql_status(media_type, served.status)
             return Response(served.body, status_code=status, headers=headers, media_type=media_type)
+        if request.method == "GET" and etag_matches(request.headers.get("if-none-match"), entry.etag):
+            return Response(status_code=304, headers=self._validator_headers(served, entry))
+        # The hot path of a cache hit: headers built encoded, without Starlette's per-header normalisation.
+        raw = [
+            (b"content-type", media_type.encode("latin-1")),
+            *_encoded(self._validator_headers(served, entry)),
+            (b"content-length", str(len(served.body)).encode("latin-1")),
+        ]
+        return EncodedResponse(served.body, served.status, raw)
+
+    def _validator_headers(self, served: Served, entry: Entry) -> dict[str, str]:
         assert self.response_cache is not None
         control = f"{entry.scope.value}, max-age={entry.max_age}"
         if self.response_cache.swr > 0:
             control += f", stale-while-revalidate={int(self.response_cache.swr)}"
-        headers["Cache-Control"] = control
-        headers["ETag"] = entry.etag
         # Even PUBLIC answers depend on who asks (shared only between principals with the same grants).
-        headers["Vary"] = VARY
+        headers = {"X-Cache": served.state.value, "Cache-Control": control, "ETag": entry.etag, "Vary": VARY}
         if served.state in (CacheState.HIT, CacheState.STALE):
             headers["Age"] = str(int(served.age))
-        if request.method == "GET" and etag_matches(request.headers.get("if-none-match"), entry.etag):
-            return Response(status_code=304, headers=headers)
-        return Response(served.body, status_code=served.status, headers=headers, media_type=media_type)
+        return headers
+
+
+class EncodedResponse(Response):
+    """A response given its complete, encoded header list (content type and length included)."""
+
+    def __init__(self, body: bytes, status_code: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = raw_headers
+
+
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 def etag_matches(header: str | None, etag: str) -> bool:

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -40,6 +40,9 @@ FORMAT = "1"
 """Bumped when the entry encoding or key derivation changes, like the schema version."""
 
 
+_SCOPES = {scope.value: scope for scope in Scope}
+
+
 class CacheState(StrEnum):
     HIT = "HIT"
     MISS = "MISS"
@@ -47,8 +50,7 @@ class CacheState(StrEnum):
     BYPASS = "BYPASS"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # NamedTuples, not frozen dataclasses, on the hit path: built for every request
     body: bytes
     etag: str
     created: float
@@ -64,8 +66,8 @@ class Entry:
         header, _, body = value.partition(b"\n")
         try:
             created, max_age, scope, etag = orjson.loads(header)
-            return cls(body, str(etag), float(created), int(max_age), Scope(scope))
-        except (orjson.JSONDecodeError, ValueError, TypeError):
+            return cls(body, str(etag), float(created), int(max_age), _SCOPES[scope])
+        except (orjson.JSONDecodeError, ValueError, TypeError, KeyError):
             return None
 
     def age(self, now: float) -> float:
@@ -83,8 +85,7 @@ class Produced:
     tags: Collection[str]
 
 
-@dataclass(frozen=True)
-class Served:
+class Served(NamedTuple):
     state: CacheState
     entry: Entry | None
     """The cached form of the answer (with its ETag and policy); None when the answer is not cacheable."""

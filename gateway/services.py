@@ -23,6 +23,7 @@ from gateway.response_cache import ResponseCache
 from gateway.settings import Settings
 from integrations.cache import cache_from_url
 from integrations.cache.tagged import tagged_store_from_url
+from integrations.cache.tagged.near import NearCachedStore
 from integrations.email.backends import email_backend
 from integrations.http import Upstream
 from integrations.payments.base import PaymentProvider
@@ -91,8 +92,14 @@ async def response_cache(settings: Settings, schema: Schema) -> AsyncIterator[Re
         yield None
         return
     store = tagged_store_from_url(
-        settings.redis_url, prefix=settings.cache_prefix, max_entries=settings.response_cache_entries
+        settings.redis_url,
+        prefix=settings.cache_prefix,
+        max_entries=settings.response_cache_entries,
+        near_ttl=settings.cache_near_ttl if settings.cache_near_bytes > 0 else 0.0,
+        near_max_bytes=settings.cache_near_bytes,
     )
+    if isinstance(store, NearCachedStore):
+        store.start()
     cache = ResponseCache(store, schema_version=schema_version(schema), swr=settings.cache_swr)
     try:
         yield cache

@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     response_cache_entries: int = Field(10_000, alias="GATEWAY_RESPONSE_CACHE_ENTRIES", ge=1)
     cache_default_max_age: int = Field(0, alias="GATEWAY_CACHE_DEFAULT_MAX_AGE", ge=0, le=86_400)
     cache_swr: float = Field(0.0, alias="GATEWAY_CACHE_SWR", ge=0, le=86_400)
+    cache_near_ttl: float = Field(
+        5.0,
+        alias="GATEWAY_CACHE_NEAR_TTL",
+        ge=0,
+        le=3600,
+        description="seconds an instance keeps its own copy of a response-cache entry read from Redis (0: off); "
+        "every invalidation empties every instance's copies at once",
+    )
+    cache_near_bytes: int = Field(32 << 20, alias="GATEWAY_CACHE_NEAR_BYTES", ge=0)
 
     # Authentication: JWT bearer tokens (HS256 with a secret, or RS256/ES256 from a JWKS) and partner API keys.
     jwt_secret: SecretStr = Field(SecretStr(DEVELOPMENT_JWT_SECRET), alias="GATEWAY_JWT_SECRET")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_HEADERS: Mapping[str, str] = {"X-Content-Type-Options": "nosniff"}
@@ -17,7 +16,7 @@ DEFAULT_HEADERS: Mapping[str, str] = {"X-Content-Type-Options": "nosniff"}
 class SecurityHeaders:
     def __init__(self, app: ASGIApp, *, headers: Mapping[str, str] = DEFAULT_HEADERS) -> None:
         self.app = app
-        self.headers = dict(headers)
+        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -26,9 +25,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    headers.setdefault(name, value)
+                raw = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in raw}
+                raw.extend(header for header in self.headers if header[0] not in present)
+                message = {**message, "headers": raw}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -43,6 +43,12 @@ def redis_client(url: str, *, timeout: float = TIMEOUT) -> Redis | RedisCluster:
     )
 
 
+def listener_client(url: str, *, connect_timeout: float = 1.0) -> Redis:
+    """A client for one long-lived subscription: no read timeout (it waits for messages) and no retries (its
+    listener notices a lost connection and subscribes again itself)."""
+    return Redis.from_url(url, socket_connect_timeout=connect_timeout, retry=Retry(NoBackoff(), 0))
+
+
 class FailingOpen:
     """What a Redis-backed store does with a failed call: count it in `failures` and warn at most once a minute."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 ADMIN = "admin"
 CUSTOMER = "customer"
@@ -57,14 +58,14 @@ class Principal:
     def owns_customer(self, customer_id: int | None) -> bool:
         return self.customer_id is not None and customer_id == self.customer_id
 
-    @property
+    @cached_property  # principals are reused (verified tokens and API keys are cached): hash once
     def identity(self) -> str | None:
         """An opaque, stable id for per-principal caching and rate limiting; None when anonymous."""
         if self.subject is None:
             return None
         return hashlib.sha256(f"{self.kind}:{self.subject}".encode()).hexdigest()[:32]
 
-    @property
+    @cached_property
     def grants_digest(self) -> str:
         """Principals with the same grants (and, for customers, the same customer) see the same data that is not
         PRIVATE: shared cache entries are keyed by this."""

@@ -47,12 +47,28 @@ class TaggedStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-def tagged_store_from_url(url: str | None, *, prefix: str = "gw:", max_entries: int = 10_000) -> TaggedStore:
-    """`redis://`, `rediss://`, `unix://` or `redis+cluster://` → Redis; None → in-memory."""
+def tagged_store_from_url(
+    url: str | None,
+    *,
+    prefix: str = "gw:",
+    max_entries: int = 10_000,
+    near_ttl: float = 0.0,
+    near_max_bytes: int = 32 << 20,
+) -> TaggedStore:
+    """`redis://`, `rediss://`, `unix://` or `redis+cluster://` → Redis; None → in-memory.
+
+    `near_ttl` > 0 puts a near cache (`near.py`) in front of a single Redis server: call its `start()` once
+    the event loop runs."""
     if not url:
         from integrations.cache.tagged.memory import MemoryTaggedStore
 
         return MemoryTaggedStore(max_entries=max_entries)
     from integrations.cache.tagged.redis import RedisTaggedStore
 
-    return RedisTaggedStore.from_url(url, prefix=prefix)
+    store = RedisTaggedStore.from_url(url, prefix=prefix)
+    if near_ttl <= 0 or url.startswith("redis+cluster://"):
+        return store
+    from integrations.cache.redis import listener_client
+    from integrations.cache.tagged.near import NearCachedStore
+
+    return NearCachedStore(store, listener_client(url), ttl=near_ttl, max_bytes=near_max_bytes)

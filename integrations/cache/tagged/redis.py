@@ -9,6 +9,7 @@ scripts may touch them together):
     {prefix}{rc}:gen       the generation counter `n`, and `floor`, its first value (one day, refreshed by every
                            invalidation)
     {prefix}{rc}:l:{key}   a stampede lock (its TTL)
+    {prefix}{rc}:inv       the channel every invalidation is published on, with its generation (near.py)
 
 The counter starts at the server's clock in microseconds, not at 0, and remembers where it started: when it is
 lost (a restart, a day without invalidations) it restarts above every value handed out before, and a fill that
@@ -95,6 +96,7 @@ for i = 4, #ARGV do
   redis.call('DEL', set)
   redis.call('SET', base .. 's:' .. ARGV[i], gen, 'PX', ARGV[2])
 end
+redis.call('PUBLISH', base .. 'inv', gen)  -- near caches (near.py) drop their copies
 return gen
 """
 )
@@ -104,6 +106,8 @@ class RedisTaggedStore(FailingOpen):
     def __init__(self, client: Redis | RedisCluster, *, prefix: str = "gw:", stamp_ttl: float = 300.0) -> None:
         self._client = client
         self._base = f"{prefix}{{rc}}:"
+        self.channel = self._base + "inv"
+        """Where every invalidation is announced (its generation), for near caches."""
         self._stamp_ms = _ms(stamp_ttl)
         self._generation = client.register_script(GENERATION)
         self._put = client.register_script(PUT)
@@ -144,11 +148,15 @@ class RedisTaggedStore(FailingOpen):
         return result == 1
 
     async def invalidate(self, tags: Collection[str]) -> bool:
+        return await self.invalidate_at(tags) is not None
+
+    async def invalidate_at(self, tags: Collection[str]) -> int | None:
+        """`invalidate`, answering the generation it was given (announced with it), or None when Redis failed;
+        0 when there was nothing to invalidate."""
         if not tags:
-            return True
+            return 0
         args: list[EncodableT] = [self._base, self._stamp_ms, GENERATION_TTL_MS, *tags]
-        result = await self._run("invalidate", self._invalidate, [self._base + "gen"], args)
-        return result is not None
+        return await self._run("invalidate", self._invalidate, [self._base + "gen"], args)
 
     @asynccontextmanager
     async def lock(self, key: str, ttl: float) -> AsyncIterator[bool]:
