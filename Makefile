@@ -37,16 +37,20 @@ check-schema: install
 schema: install
 	$(BIN)/gateway schema export
 
-## Debian's chromium for the GraphiQL browser test (installed when we are root with apt; else the test
-## skips locally and fails under CI=true)
+## Debian packages the suite uses: chromium (the GraphiQL browser tests) and postgresql-client (pg_dump and
+## pg_restore for `gateway db backup/restore`). Installed when we are root with apt; else the tests that need
+## them skip locally and fail under CI=true.
 browser:
-	@if command -v chromium >/dev/null 2>&1; then \
-		echo "chromium: $$(command -v chromium)"; \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v pg_dump >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	if [ -z "$$missing" ]; then \
+		echo "debian packages: chromium and postgresql-client present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian chromium for the browser test"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "chromium not installed and cannot install it here: the browser test will skip (fail under CI=true)"; \
+		echo "missing and cannot install here:$$missing (the tests that need them skip; fail under CI=true)"; \
 	fi
 
 ## Gateway vs. a naive N+1 Strawberry app on the same data (wrk from Debian when we can install it)

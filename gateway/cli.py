@@ -1,5 +1,5 @@
-"""The `gateway` command: serve, db upgrade/downgrade, seed, worker, schema export/check, persisted documents,
-partner API keys."""
+"""The `gateway` command: serve, db upgrade/downgrade/backup/restore, seed, worker, schema export/check, persisted
+documents, partner API keys."""
 
 from __future__ import annotations
 
@@ -56,7 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(run=_serve)
 
-    db = commands.add_parser("db", help="database migrations", description="Database migrations (Alembic).")
+    db = commands.add_parser(
+        "db",
+        help="database migrations, backup and restore",
+        description="Database migrations (Alembic), backup and restore.",
+    )
     db_commands = db.add_subparsers(title="commands", metavar="COMMAND", required=True)
     upgrade = db_commands.add_parser(
         "upgrade",
@@ -72,6 +76,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     downgrade.add_argument("revision", nargs="?", default="-1")
     downgrade.set_defaults(run=_db_downgrade)
+    backup = db_commands.add_parser(
+        "backup",
+        help="write a consistent backup (the gateway may keep serving)",
+        description="Write a consistent backup of the database to PATH; the gateway may keep serving and writing "
+        "meanwhile. SQLite: one self-contained file made with SQLite's online backup API. PostgreSQL: pg_dump "
+        "--format=custom of the whole database (needs the PostgreSQL client tools on PATH). The file is readable "
+        "by its owner only and appears only once complete.",
+    )
+    backup.add_argument("path", type=Path, metavar="PATH", help="the backup file to write")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.set_defaults(run=_db_backup)
+    restore = db_commands.add_parser(
+        "restore",
+        help="replace the database's content with a backup",
+        description="Replace the database's content with the backup at PATH in one transaction (a failed restore "
+        "changes nothing), then report its Alembic revision: run `gateway db upgrade` when it is behind. Stop the "
+        "gateway and its workers first: a database in use is refused. SQLite: the whole file's content is "
+        "replaced. PostgreSQL: pg_restore --clean --if-exists --no-owner into the existing database; tables the "
+        "backup does not have are left as they are, and listed.",
+    )
+    restore.add_argument("path", type=Path, metavar="PATH", help="a file written by `gateway db backup`")
+    restore.set_defaults(run=_db_restore)
 
     seed = commands.add_parser(
         "seed",
@@ -268,6 +294,33 @@ def _db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 
     migrate.downgrade(settings.database_url, args.revision)
     print(f"database at revision {migrate.current_revision_sync(settings.database_url) or 'base (empty)'}")
+    return 0
+
+
+def _db_backup(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from integrations.store.backup import BackupError, backup
+
+    try:
+        done = asyncio.run(backup(settings.database_url, args.path, environ=os.environ, force=args.force))
+    except BackupError as exc:
+        raise _Exit(str(exc), 1) from exc
+    print(f"backed up {done.source} to {done.path} ({done.size:,} bytes)")
+    return 0
+
+
+def _db_restore(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from integrations.store.backup import BackupError, restore
+
+    try:
+        done = asyncio.run(restore(settings.database_url, args.path, environ=os.environ))
+    except BackupError as exc:
+        raise _Exit(str(exc), 1) from exc
+    print(f"restored {done.target} from {args.path}")
+    print("\n".join(done.describe()))
     return 0
 
 
