@@ -34,13 +34,14 @@ from integrations.store.changes import ChangeFeed
 from integrations.store.engine import create_engine, create_sessionmaker
 from resolvers.trusted_documents import TrustedDocuments
 from schema import build_schema
+from schema.audit.extension import AuditLog
 
 logger = logging.getLogger("gateway")
 
 
 def create_app(settings: Settings) -> Starlette:
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-    schema = build_schema(extensions=[PhaseCodes, RequireOperationName, lambda: PreparedDocuments(documents)])
+    schema = build_schema(extensions=[PhaseCodes, RequireOperationName, lambda: PreparedDocuments(documents), AuditLog])
     documents = Documents(
         schema._schema, max_entries=settings.document_cache_size, limits=Limits.from_settings(settings)
     )

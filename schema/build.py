@@ -11,6 +11,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from schema.audit.queries import AuditQuery
+from schema.audit.trail import audit_mutations
+from schema.customer.data import CustomerDataMutation
 from schema.customer.mutations import CustomerMutation
 from schema.customer.queries import CustomerQuery
 from schema.node_query import NodeQuery
@@ -19,17 +22,18 @@ from schema.order.queries import OrderQuery
 from schema.permissions import enforce
 from schema.product.mutations import ProductMutation
 from schema.product.queries import ProductQuery
+from schema.report.queries import ReportQuery
 
 logger = logging.getLogger("schema")
 
 
 @strawberry.type(description="Read the commerce graph: customers, products and orders.")
-class Query(NodeQuery, CustomerQuery, ProductQuery, OrderQuery):
+class Query(NodeQuery, CustomerQuery, ProductQuery, OrderQuery, ReportQuery, AuditQuery):
     pass
 
 
 @strawberry.type(description="Change the commerce graph. Input problems come back as `userErrors`.")
-class Mutation(CustomerMutation, ProductMutation, OrderMutation):
+class Mutation(CustomerMutation, CustomerDataMutation, ProductMutation, OrderMutation):
     pass
 
 
@@ -52,4 +56,5 @@ def build_schema(
         config=StrawberryConfig(auto_camel_case=True),
     )
     enforce(schema._schema)
+    audit_mutations(schema._schema)  # outside the guards: refusals are observed too (the AuditLog extension)
     return schema

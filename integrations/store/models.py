@@ -390,3 +390,52 @@ class ApiKey(Base, table=True):
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     """Recorded at most once a minute per key and gateway process (a write per request would be a hot spot)."""
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class AuditOutcome(StrEnum):
+    """How a mutation ended, as the audit log records it."""
+
+    OK = "OK"
+    USER_ERRORS = "USER_ERRORS"
+    """It answered with `userErrors` (their codes are recorded)."""
+    ERROR = "ERROR"
+    """It raised: a GraphQL error with the recorded code."""
+    FORBIDDEN = "FORBIDDEN"
+    """The principal was not allowed to run it."""
+
+
+AUDIT_ACTOR_MAX = 255
+AUDIT_MUTATION_MAX = 100
+
+
+class AuditEvent(Base, table=True):
+    """One mutation a principal ran (or tried to): who, which mutation on what, when, and how it ended.
+
+    Never personal data or secrets: the actor is the principal's kind and subject (a token's `sub`, or
+    ``apikey:<public id>``), targets are global IDs, codes are error codes. Written by the gateway's audit
+    extension in a transaction of its own after the mutation (see `schema/audit/extension.py`).
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        CheckConstraint(f"outcome IN ({_one_of(AuditOutcome)})", name="outcome_known"),
+        CheckConstraint("length(mutation) > 0", name="mutation_not_empty"),
+        Index(None, "created_at"),
+        Index(None, "actor", "id"),
+        Index(None, "mutation", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    """When the mutation started."""
+    actor_kind: str = Field(sa_column=Column(String(16), nullable=False))
+    actor: str | None = Field(default=None, sa_column=Column(String(AUDIT_ACTOR_MAX), nullable=True))
+    """The principal's subject; null when anonymous."""
+    mutation: str = Field(sa_column=Column(String(AUDIT_MUTATION_MAX), nullable=False))
+    operation_name: str | None = Field(default=None, sa_column=Column(String(NAME_MAX), nullable=True))
+    targets: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    """Space-separated global IDs of the objects it named or returned."""
+    outcome: AuditOutcome = Field(sa_column=Column(String(16), nullable=False))
+    codes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    """Space-separated error codes: the userErrors' for USER_ERRORS, the GraphQL error's for ERROR/FORBIDDEN."""

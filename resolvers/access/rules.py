@@ -12,7 +12,12 @@ may not see behaves exactly like one that does not exist (no existence leak thro
 | `orders:read`     | staff                              | every order                                      |
 | `orders:write`    | staff                              | placeOrder / cancelOrder for any customer        |
 | `payments:write`  | staff (finance)                    | refundOrder                                      |
-| `role:customer`   | a customer's token                 | their own customer, orders; ordering for itself  |
+| `customers:export`| staff (privacy)                    | exportCustomerData for any customer              |
+| `customers:erase` | staff (privacy)                    | eraseCustomer                                    |
+| `audit:read`      | staff (security)                   | auditEvents                                      |
+| `reports:read`    | staff (finance, management)        | salesReport                                      |
+| `role:customer`   | a customer's token                 | their own customer, orders; ordering for itself, |
+|                   |                                    | exporting its own data                           |
 | `role:admin`      | administrators                     | everything, including createProduct/updateProduct |
 """
 
@@ -29,6 +34,10 @@ CUSTOMERS_WRITE = "customers:write"
 ORDERS_READ = "orders:read"
 ORDERS_WRITE = "orders:write"
 PAYMENTS_WRITE = "payments:write"
+CUSTOMERS_EXPORT = "customers:export"
+CUSTOMERS_ERASE = "customers:erase"
+AUDIT_READ = "audit:read"
+REPORTS_READ = "reports:read"
 ROLE_CUSTOMER = "role:customer"
 ROLE_ADMIN = "role:admin"
 
