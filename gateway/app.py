@@ -23,13 +23,18 @@ from gateway.limits import Limits
 from gateway.middleware.cors import cors_middleware
 from gateway.middleware.csrf import CSRFPrevention
 from gateway.middleware.security_headers import SecurityHeaders
+from gateway.observability import metrics
+from gateway.observability.logging import configure_logging, configure_structlog
+from gateway.observability.middleware import Observe
 from gateway.persisted_queries import PersistedQueries
-from gateway.rate_limit import rate_limit
+from gateway.rate_limit import RateLimit, rate_limit
+from gateway.response_cache import ResponseCache
 from gateway.runtime import tune_garbage_collector
 from gateway.safelist import Safelist
 from gateway.services import response_cache, running_services
 from gateway.settings import Settings, load_settings
 from gateway.webhooks import StripeWebhookEndpoint
+from integrations.cache.tagged.near import NearCachedStore
 from integrations.store.changes import ChangeFeed
 from integrations.store.engine import create_engine, create_sessionmaker
 from resolvers.trusted_documents import TrustedDocuments
@@ -40,7 +45,11 @@ logger = logging.getLogger("gateway")
 
 
 def create_app(settings: Settings) -> Starlette:
+    configure_structlog()
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    deltas = metrics.Deltas() if settings.metrics else None
+    if settings.metrics:
+        metrics.instrument_engine(engine)
     schema = build_schema(extensions=[PhaseCodes, RequireOperationName, lambda: PreparedDocuments(documents), AuditLog])
     documents = Documents(
         schema._schema, max_entries=settings.document_cache_size, limits=Limits.from_settings(settings)
@@ -62,6 +71,7 @@ def create_app(settings: Settings) -> Starlette:
         graphiql=settings.graphiql_enabled,
         expose_internal_errors=not settings.production,
         max_batch_size=settings.max_batch_size if settings.batching else None,
+        cost_extension=settings.cost_extension_enabled,
     )
 
     checks: dict[str, Check] = {"database": database_check(engine)}
@@ -79,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tune_garbage_collector()
+        uninstall_hooks = metrics.install_hooks() if settings.metrics else None
         try:
             async with running_services(settings, sessionmaker, start_worker=settings.email_worker) as running:
                 endpoint.services = running.services
@@ -96,12 +107,19 @@ def create_app(settings: Settings) -> Starlette:
                     app.state.response_cache = responses
                     endpoint.rate_limit = limits
                     app.state.rate_limit = limits
+                    if deltas is not None:
+                        _count_elsewhere(deltas, responses, limits)
                     try:
                         yield
                     finally:
+                        if deltas is not None:
+                            deltas.sync()
+                            deltas.clear()
                         await drain_authenticator(endpoint.authenticator)  # its writes announce changes too
                         await changes.drain()
         finally:
+            if uninstall_hooks is not None:
+                uninstall_hooks()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
@@ -116,12 +134,19 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(checks), methods=["GET"]),
     ]
+    if deltas is not None:
+        outbox = metrics.OutboxBacklog(sessionmaker)
+        routes.append(Route("/metrics", metrics.metrics_endpoint(outbox, deltas), methods=["GET"]))
     if webhooks is not None:
         routes.append(Route("/webhooks/stripe", webhooks, methods=["POST", "GET", "PUT", "PATCH", "DELETE"]))
     if settings.graphiql_enabled:
         routes.append(Mount(STATIC_PREFIX, app=graphiql_static_app()))
     # Outermost first: every answer (CORS preflights included) gets nosniff; CORS headers reach refusals too.
-    middleware = [Middleware(SecurityHeaders), *cors_middleware(settings.cors_origins)]
+    middleware = [
+        Middleware(Observe, deltas=deltas),
+        Middleware(SecurityHeaders),
+        *cors_middleware(settings.cors_origins),
+    ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     app.state.schema = schema
@@ -132,5 +157,21 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def create_app_from_env() -> Starlette:
-    """Factory for `uvicorn --factory` (and so for `gateway serve --workers N` and `--reload`)."""
-    return create_app(load_settings())
+    """Factory for `uvicorn --factory` (and so for `gateway serve --workers N` and `--reload`); the process's logs
+    go through structlog's formatter."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format_resolved)
+    return create_app(settings)
+
+
+def _count_elsewhere(deltas: metrics.Deltas, responses: ResponseCache | None, limits: RateLimit | None) -> None:
+    """Counters the response cache, its near cache and the rate limiter keep, carried into metrics."""
+    if responses is not None:
+        stats = responses.stats
+        deltas.add(lambda: stats["invalidations"], metrics.CACHE_INVALIDATIONS)
+        store = responses.store
+        if isinstance(store, NearCachedStore):
+            deltas.add(lambda: store.hits, metrics.NEAR_CACHE_HITS)
+    if limits is not None:
+        refusals = limits.stats
+        deltas.add(lambda: refusals["refused"], metrics.RATE_LIMIT_REFUSALS)

@@ -260,11 +260,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvicorn
 
-    if args.workers > 1 and not args.reload and settings.response_cache and not settings.redis_url:
+    from gateway.observability.logging import configure_logging
+
+    if args.workers > 1 and not args.reload and not settings.redis_url:
         # Each worker would keep its own in-memory cache, and a write through one would not invalidate the others.
         os.environ["GATEWAY_RESPONSE_CACHE"] = "false"
-        print("note: response cache off: with --workers > 1 it needs REDIS_URL (shared invalidation)", file=sys.stderr)
+        print(
+            f"warning: --workers {args.workers} without REDIS_URL: the response cache is off, and rate limits, "
+            "persisted queries and caches are per worker process (each allows the whole GATEWAY_RATE_LIMIT_REQUESTS); "
+            "set REDIS_URL to share them",
+            file=sys.stderr,
+        )
+    if args.workers == 1 and not args.reload:
+        _check_bind(args.host or settings.host, args.port or settings.port)
+    if args.workers > 1 and not args.reload and settings.metrics:
+        _multiprocess_metrics_dir()
 
+    configure_logging(settings.log_level, settings.log_format_resolved)
     uvicorn.run(
         "gateway.app:create_app_from_env",
         factory=True,
@@ -274,11 +286,42 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         reload=args.reload,
         reload_dirs=["gateway", "schema", "resolvers", "integrations"] if args.reload else None,
         log_level=settings.log_level,
+        log_config=None,  # the workers' factory (create_app_from_env) routes uvicorn's logs through structlog
         access_log=args.access_log,
         server_header=False,
         proxy_headers=False,
     )
     return 0
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Fail now if (host, port) cannot be bound. With one worker uvicorn starts the app before it binds, and after a
+    failed bind it waits for the app's shutdown, which can hang (the Redis invalidation listener, cancelled while it
+    subscribes); with several workers or --reload uvicorn binds first by itself. Same options as uvicorn's bind."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise _Exit(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 1) from exc
+
+
+def _multiprocess_metrics_dir() -> None:
+    """Workers share metrics through files in `PROMETHEUS_MULTIPROC_DIR`: a fresh temporary directory unless one
+    is set, and a set one is emptied of a previous run's files (prometheus-client's rule)."""
+    import os
+    import tempfile
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):
+        stale.unlink()
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -30,6 +30,10 @@ from gateway.cache_policy import Scope as CacheScope
 from gateway.documents import Document, Documents, prepared
 from gateway.errors import BAD_USER_INPUT, SERVICE_UNAVAILABLE, format_error, is_request_error, request_error
 from gateway.graphiql import render_graphiql
+from gateway.observability import metrics
+from gateway.observability.cost import with_cost
+from gateway.observability.record import current as current_record
+from gateway.observability.record import note_errors
 from gateway.persisted_queries import PersistedQueries
 from gateway.rate_limit import Admission, RateLimit
 from gateway.request import (
@@ -73,6 +77,7 @@ class GraphQLEndpoint:
         graphiql: bool,
         expose_internal_errors: bool,
         max_batch_size: int | None = None,
+        cost_extension: bool = False,
     ) -> None:
         self.schema = schema
         self.sessionmaker = sessionmaker
@@ -86,6 +91,8 @@ class GraphQLEndpoint:
         """Operations a batch (a JSON array body) may hold; None: batching is off (`BATCHING_DISABLED`)."""
         self.graphiql = graphiql
         self.expose_internal_errors = expose_internal_errors
+        self.cost_extension = cost_extension
+        """Development: splice `extensions.cost` into answers as they are sent (`observability/cost.py`)."""
         self.services: Services | None = None
         """Set by the app's lifespan once the payment provider, cache and worker are open."""
         self.persisted_queries: PersistedQueries | None = None
@@ -97,6 +104,8 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.handle(GatewayRequest(scope, receive))
+        if self.cost_extension:
+            response = with_cost(response)
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
@@ -112,6 +121,9 @@ class GraphQLEndpoint:
             if self.services is None or self.persisted_queries is None:
                 raise RequestError(503, "The gateway is starting", code="SERVICE_UNAVAILABLE")
             principal = await self.authenticator.authenticate(request)
+            record = current_record.get()
+            if record is not None:
+                record.client = principal.client or principal.kind.value
             admission = await self.rate_limit.admit(request, principal) if self.rate_limit is not None else None
             params = await read_params(request, max_body_bytes=self.max_body_bytes, max_batch_size=self.max_batch_size)
         except RequestError as error:
@@ -170,6 +182,7 @@ class GraphQLEndpoint:
                 persisted = await self.persisted_queries.resolve(params.query, params.extensions)
                 query = persisted.query if persisted is not None else params.query
             document = self.documents.get(query) if query is not None else None
+            _note_operation(document, params.operation_name, trusted is not None, persisted)
             if admission is not None and self.rate_limit is not None and self.rate_limit.cost_weighted:
                 # The operation spends its cost (gateway/limits/cost.py); 0 when it cannot run: 1 is spent already.
                 cost = document.cost(params.operation_name, params.variables) if document is not None else 0
@@ -261,6 +274,7 @@ class GraphQLEndpoint:
         payload: dict[str, Any] = {}
         if result.errors:
             payload["errors"] = [format_error(e, expose_internal=self.expose_internal_errors) for e in result.errors]
+            note_errors([str((error.get("extensions") or {}).get("code")) for error in payload["errors"]])
         status = 400 if is_request_error(result.data, result.errors) else 200
         if status == 200:
             payload["data"] = result.data
@@ -329,9 +343,23 @@ def _error(
     extensions: dict[str, Any] | None = None,
 ) -> Response:
     error = request_error(message) if code is None else request_error(message, code)
+    note_errors([error["extensions"]["code"]])
     if extensions:
         error["extensions"] |= extensions
     return Response(orjson.dumps({"errors": [error]}), status_code=status, headers=headers, media_type=media_type)
+
+
+def _note_operation(document: Document | None, name: str | None, trusted: bool, persisted: Any) -> None:
+    """The request's operation label, and the persisted-document hits (trusted, or APQ found by hash)."""
+    if trusted:
+        metrics.TRUSTED_HITS.inc()
+    elif persisted is not None and persisted.register is None:
+        metrics.APQ_HITS.inc()
+    record = current_record.get()
+    if record is not None and document is not None and document.valid:
+        operation = document.operation(name)
+        if operation is not None and operation.name is not None:
+            record.operation = metrics.operation_label(operation.name.value)
 
 
 def _error_response(error: RequestError, media_type: str, admission: Admission | None) -> Response:

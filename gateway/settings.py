@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     document_cache_size: int = Field(1_000, alias="GATEWAY_DOCUMENT_CACHE_SIZE", ge=0)
     graphiql: bool | None = Field(None, alias="GATEWAY_GRAPHIQL", description="default: on in development only")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="GATEWAY_LOG_LEVEL")
+    log_format: Literal["json", "console"] | None = Field(
+        None, alias="GATEWAY_LOG_FORMAT", description="default: json in production, console in development"
+    )
+    metrics: bool = Field(True, alias="GATEWAY_METRICS", description="serve Prometheus metrics at /metrics")
+    cost_extension: bool = Field(
+        False, alias="GATEWAY_COST_EXTENSION", description="extensions.cost on every answer; never in production"
+    )
 
     cache_prefix: str = Field("gw:", alias="GATEWAY_CACHE_PREFIX", max_length=64)
     apq: bool = Field(True, alias="GATEWAY_APQ", description="accept automatic persisted queries")
@@ -224,6 +231,16 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_format_resolved(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.production else "console"
+
+    @property
+    def cost_extension_enabled(self) -> bool:
+        return self.cost_extension and not self.production
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -17,6 +17,8 @@ Policy of `Upstream.request`, in order:
 Logs (``integrations.http``) carry the upstream, method, path without query, status or exception class and the
 attempt number: never headers, bodies or query strings. Every error message and log line is redacted of
 `UpstreamConfig.secrets` and of the configured header values, including httpx's own ``HTTP Request: …`` line.
+
+Observers (`observe_calls`) hear of every finished call: the upstream, its outcome (the `stats` key) and seconds.
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ class UpstreamConfig:
     def __post_init__(self) -> None:
         if self.retries < 0 or self.max_concurrency < 1 or self.max_connections < 1:
             raise ValueError(f"{self.name}: retries must be >= 0, max_concurrency and max_connections >= 1")
+
+
+CallObserver = Callable[["Upstream", str, float], None]
+"""Called with the upstream, the call's outcome (success, client_error, failure, short_circuit, rejected) and its
+duration in seconds; must be cheap and must not raise."""
+_observers: list[CallObserver] = []
+
+
+def observe_calls(observer: CallObserver) -> Callable[[], None]:
+    """Tell `observer` about every call any `Upstream` makes; returns the function that stops it."""
+    _observers.append(observer)
+    return lambda: _observers.remove(observer)
 
 
 class _RetryableStatus(Exception):
@@ -167,13 +181,18 @@ class Upstream:
             raise ValueError(f"{self.name}: path must be relative to the base URL")
         log_path = self.redact(path.split("?", 1)[0].split("#", 1)[0])
 
+        started = time.monotonic()
         permit = self._breaker.allow()
         if permit is None:
-            self.stats["short_circuit"] += 1
+            self._count("short_circuit", started)
             logger.debug("%s: %s %s refused, circuit open", self.name, method, log_path)
             raise UpstreamUnavailableError(self.name, self.redact(f"{self.name}: circuit open"))
         try:
             await self._enter_bulkhead(method, log_path)
+        except UpstreamUnavailableError:
+            self._breaker.release(permit)
+            self._count("rejected", started)
+            raise
         except BaseException:
             self._breaker.release(permit)
             raise
@@ -182,18 +201,25 @@ class Upstream:
                 method, path, log_path, params=params, data=data, headers=headers, idempotency_key=idempotency_key
             )
         except UpstreamUnavailableError:
-            self.stats["failure"] += 1
             self._record_failure(permit)
+            self._count("failure", started)
             raise
         except BaseException:
             self._breaker.release(permit)  # cancelled, or a programming error: says nothing about the upstream
             raise
         else:
-            self.stats["success" if response.status_code < 400 else "client_error"] += 1
             self._record_success(permit)
+            self._count("success" if response.status_code < 400 else "client_error", started)
             return response
         finally:
             self._slots.release()
+
+    def _count(self, outcome: str, started: float) -> None:
+        self.stats[outcome] += 1
+        if _observers:
+            seconds = time.monotonic() - started
+            for observer in _observers:
+                observer(self, outcome, seconds)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -214,7 +240,6 @@ class Upstream:
             async with asyncio.timeout(self.config.connect_timeout):
                 await self._slots.acquire()
         except TimeoutError:
-            self.stats["rejected"] += 1
             logger.warning(
                 "%s: %s %s rejected, %d calls already in flight",
                 self.name,

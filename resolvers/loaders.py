@@ -1,8 +1,15 @@
-"""Every loader a request may use, created together per request so caches never outlive it."""
+"""Every loader a request may use, created together per request so caches never outlive it.
+
+Observers (`observe_batches`) hear of every batch a loader runs: the loader's class name and the number of keys.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from aiodataloader import DataLoader
 
 from integrations.store.session import StoreSession
 from resolvers.customer.loaders import CustomerByIdLoader
@@ -16,6 +23,27 @@ from resolvers.order.loaders import (
 from resolvers.payment.loaders import PaymentByOrderIdLoader, ProviderPaymentByReferenceLoader
 from resolvers.product.loaders import ProductByIdLoader
 from resolvers.services import Services
+
+BatchObserver = Callable[[str, int], None]
+_observers: list[BatchObserver] = []
+
+
+def observe_batches(observer: BatchObserver) -> Callable[[], None]:
+    """Tell `observer` about every batch of every request's loaders; returns the function that stops it."""
+    _observers.append(observer)
+    return lambda: _observers.remove(observer)
+
+
+def _observed(loader: DataLoader[Any, Any]) -> None:
+    run = loader.batch_load_fn
+    name = type(loader).__name__
+
+    async def batch_load_fn(keys: list[Any]) -> Any:
+        for observer in _observers:
+            observer(name, len(keys))
+        return await run(keys)
+
+    loader.batch_load_fn = batch_load_fn
 
 
 @dataclass(frozen=True)
@@ -32,6 +60,14 @@ class Loaders:
 
     @classmethod
     def create(cls, store: StoreSession, services: Services) -> Loaders:
+        loaders = cls._create(store, services)
+        if _observers:
+            for loader in fields(loaders):
+                _observed(getattr(loaders, loader.name))
+        return loaders
+
+    @classmethod
+    def _create(cls, store: StoreSession, services: Services) -> Loaders:
         return cls(
             customer_by_id=CustomerByIdLoader(store),
             product_by_id=ProductByIdLoader(store),

@@ -13,6 +13,8 @@ Every later write about a row is conditional on ``locked_until = <the lease we w
 lease (it was too slow and another worker took the row over) changes nothing. A worker killed mid-send leaves its
 lease to expire; the row is then sent again by whoever claims it, so delivery is at least once and the stable
 Message-ID lets receivers drop duplicates. A batch whose lease runs low is renewed before the next send.
+
+`outbox_backlog` reports what waits (for metrics): one aggregate statement.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Update
@@ -41,6 +43,19 @@ logger = logging.getLogger("resolvers.email")
 OUTBOX: Table = OutboxEmail.__table__  # type: ignore[attr-defined]
 MAX_ERROR_LENGTH = 500
 MAX_OUTAGE_DELAY = 30.0
+
+
+async def outbox_backlog(
+    sessionmaker: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime] = utcnow
+) -> tuple[int, float | None]:
+    """Pending emails and the age in seconds of the oldest of them (None when none is pending)."""
+    t = OUTBOX.c
+    statement = select(func.count(), func.min(t.created_at)).where(t.status == EmailStatus.PENDING)
+    async with sessionmaker() as session:
+        pending, oldest = (await session.execute(statement)).one()
+    if oldest is None:
+        return int(pending), None
+    return int(pending), max(0.0, (clock() - oldest).total_seconds())
 
 
 @dataclass(frozen=True)

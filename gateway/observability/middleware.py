@@ -1,0 +1,95 @@
+"""The outermost layer: a request id on every answer and in every log line, and for GraphQL requests one log line
+and the request metrics.
+
+`X-Request-ID` is echoed on every response and bound in structlog's contextvars for the request. A GraphQL
+request also gets a `Record` (`record.py`) the endpoint fills in (operation, client, error codes) while SQL and
+upstream hooks count; when the answer is sent, its line is logged:
+
+    graphql request  request_id=… method=POST path=/graphql status=200 operation=Orders client=user
+                     duration_ms=3.1 cache=HIT error_codes=[]
+
+Never a token, a variable, a query or an email: only those fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.observability import metrics
+from gateway.observability.record import Record, current
+from gateway.observability.request_id import HEADER, request_id
+
+logger = structlog.stdlib.get_logger("gateway.request")
+X_CACHE = b"x-cache"
+
+
+class Observe:
+    def __init__(self, app: ASGIApp, *, graphql_path: str = "/graphql", deltas: metrics.Deltas | None = None) -> None:
+        self.app = app
+        self.graphql_path = graphql_path
+        self.deltas = deltas
+        """Counts kept elsewhere, carried into metrics after each GraphQL request; None: metrics are off."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope)
+        id_header = (HEADER, rid.encode("ascii"))
+        tokens = structlog.contextvars.bind_contextvars(request_id=rid)
+        try:
+            if scope["path"] != self.graphql_path:
+
+                async def send_with_id(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        message["headers"] = [*message.get("headers", ()), id_header]
+                    await send(message)
+
+                await self.app(scope, receive, send_with_id)
+                return
+            await self._graphql(scope, receive, send, id_header)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    async def _graphql(self, scope: Scope, receive: Receive, send: Send, id_header: tuple[bytes, bytes]) -> None:
+        record = Record()
+        token = current.set(record)
+        status = 500
+        cache: str | None = None
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status, cache
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [*message.get("headers", ()), id_header]
+                for name, value in headers:
+                    if name == X_CACHE:
+                        cache = value.decode("latin-1")
+                        break
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            current.reset(token)
+            seconds = time.perf_counter() - record.started
+            if self.deltas is not None:
+                metrics.observe_request(record, status, cache, seconds)
+                self.deltas.sync()
+            if logger.isEnabledFor(logging.INFO):  # quiet deployments (and the benchmark) build nothing
+                logger.info(
+                    "graphql request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    operation=record.operation,
+                    client=record.client,
+                    duration_ms=round(seconds * 1000, 3),
+                    cache=cache,
+                    error_codes=record.error_codes,
+                )
