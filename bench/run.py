@@ -496,7 +496,7 @@ def ratios(rows: list[Row], scenarios: list[Scenario]) -> list[dict[str, Any]]:
 
 # --- the response cache ---------------------------------------------------------------------------------------
 
-EXTRA_SCENARIOS = ("cache", "documents")
+EXTRA_SCENARIOS = ("cache", "documents", "scale")
 JWT_SECRET = secrets.token_urlsafe(32)
 PRINCIPAL = {  # Q1 reads customers' emails: PRIVATE, so cached per principal
     "Authorization": "Bearer "
@@ -586,6 +586,61 @@ def cache_ratios(rows: list[Row]) -> list[dict[str, Any]]:
     return checks
 
 
+# --- scale-out: one worker against two ------------------------------------------------------------------------
+
+SCALE_TARGET = 1.7
+SCALE_CHECK = "q1-miss 2 workers / 1 worker"
+
+
+def scale_rows(
+    body: bytes, expected: Any, env: dict[str, str], generator: str, args: argparse.Namespace, directory: Path
+) -> list[Row]:
+    """Q1 cache misses (executed every time, as in `cache`) on a gateway with 1 uvicorn worker and on one with 2.
+
+    Both are up at once but loaded in turn, in alternating rounds (so a slow spell of a shared machine, or a cache
+    warmed by the first, does not favour one of them), and each keeps its median round."""
+    unique_body = orjson.dumps(orjson.loads(body) | {"variables": {"nonce": UNIQUE}})
+    rounds: dict[int, list[Row]] = {1: [], 2: []}
+    with ExitStack() as stack:
+        servers = {
+            workers: stack.enter_context(running_server(f"gateway-{workers}w", env, workers, directory, app="gateway"))
+            for workers in rounds
+        }
+        for _ in range(args.rounds):
+            for workers, server in servers.items():
+                rounds[workers].append(
+                    measure(
+                        server,
+                        "q1-miss",
+                        unique_body,
+                        generator,
+                        args,
+                        expected,
+                        headers=PRINCIPAL,
+                        unique_marker=UNIQUE,
+                    )
+                )
+    print(
+        "  rounds (1 worker, 2 workers rps): "
+        + ", ".join(f"{o.rps:,.1f}/{t.rps:,.1f}" for o, t in zip(*rounds.values(), strict=True))
+    )
+    rows = [median_row(rounds[1]), median_row(rounds[2])]
+    for row in rows:
+        print(
+            f"  {row.server:<10} {row.scenario}: {row.rps:,.1f} rps, p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms"
+        )
+    return rows
+
+
+def scale_ratios(rows: list[Row]) -> list[dict[str, Any]]:
+    by_key = {(row.server, row.scenario): row for row in rows}
+    one, two = by_key.get(("gateway-1w", "q1-miss")), by_key.get(("gateway-2w", "q1-miss"))
+    if one is None or two is None:
+        return []
+    ratio = two.rps / one.rps if one.rps else 0.0
+    return [{"scenario": SCALE_CHECK, "ratio": ratio, "target": SCALE_TARGET, "passed": ratio >= SCALE_TARGET}]
+
+
 # --- the parsed-document cache --------------------------------------------------------------------------------
 
 
@@ -625,7 +680,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scenarios",
         default="q1,q2,cache,documents",
         help="comma-separated: q1,q2 (gateway vs reference), cache (Q1 cache hit vs bare Starlette and vs a miss), "
-        "documents (Q2 with and without the parsed-document cache)",
+        "documents (Q2 with and without the parsed-document cache), scale (Q1 cache misses on 1 and on 2 uvicorn "
+        "workers; not in the default)",
     )
     parser.add_argument(
         "--redis",
@@ -649,11 +705,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = [name for name in names if name not in SCENARIOS and name not in EXTRA_SCENARIOS]
     if unknown or not names:
         parser.error(
-            f"--scenarios: unknown {', '.join(unknown) or '(none given)'}; choose from q1, q2, cache, documents"
+            f"--scenarios: unknown {', '.join(unknown) or '(none given)'}; choose from q1, q2, cache, documents, scale"
         )
     args.scenario_list = [SCENARIOS[name] for name in dict.fromkeys(names) if name in SCENARIOS]
     args.cache = "cache" in names
     args.documents = "documents" in names
+    args.scale = "scale" in names
     if not 0 < args.duration <= 300 or not 0 <= args.warmup <= 60:
         parser.error("--duration must be in (0, 300] and --warmup in [0, 60]")
     if not 1 <= args.rounds <= 9:
@@ -716,10 +773,12 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.cache:
             rows += cache_rows(servers["gateway"], bodies["q1"], expected["q1"], env, generator, args, directory, stack)
+        if args.scale:
+            rows += scale_rows(bodies["q1"], expected["q1"], env, generator, args, directory)
     print()
     print(render_table(rows))
     print()
-    checks = ratios(rows, scenarios) + cache_ratios(rows)
+    checks = ratios(rows, scenarios) + cache_ratios(rows) + scale_ratios(rows)
     for check in checks:
         verdict = "PASS" if check["passed"] else "FAIL"
         label = check["scenario"] if "/" in check["scenario"] else f"{check['scenario']}: gateway/reference"
