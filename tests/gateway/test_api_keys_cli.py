@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,52 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway import cli
-from gateway.cli import main
 from integrations.store import migrate
-from integrations.store.engine import create_sessionmaker
 from integrations.store.models import metadata
 from resolvers.access import api_keys
 from resolvers.access.api_keys import ApiKeys, list_api_keys
+from tests.gateway.conftest import Gateway, Result
 
 KEY = re.compile(r"^    (gwk_[0-9a-f]{12}_[0-9A-Za-z]{43})$", re.MULTILINE)
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Gateway = Callable[..., Awaitable[Result]]
-
-
-@pytest.fixture
-def gateway(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Gateway:
-    """`gateway ARGS...` against DATABASE_URL (the test's store unless given), in a directory of its own."""
-    monkeypatch.chdir(tmp_path)
-
-    async def run(*args: str, database_url: str | None = None) -> Result:
-        if database_url is not None:
-            monkeypatch.setenv("DATABASE_URL", database_url)
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, list(args))
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
-
-
-@pytest.fixture
-def store_env(store_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("DATABASE_URL", store_url)
-    return store_url
-
-
-@pytest.fixture
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(engine)
 
 
 async def create(gateway: Gateway, *args: str) -> tuple[str, str]:

@@ -14,9 +14,8 @@ import stat
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +34,11 @@ from integrations.store.session import StoreSession
 from integrations.store.types import utcnow
 from resolvers.seed import SeedSize, seed
 from tests.conftest import POSTGRES_ADMIN_URL, postgres_admin_execute, postgres_url
+from tests.gateway.conftest import Gateway, Result
 from tests.support.services import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 Snapshot = dict[str, list[tuple[Any, ...]]]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 def gateway_process(*args: str, env: dict[str, str], cwd: Path) -> Result:
@@ -62,24 +55,6 @@ def gateway_process(*args: str, env: dict[str, str], cwd: Path) -> Result:
     )
     assert "Traceback" not in done.stderr, done.stderr
     return Result(done.returncode, done.stdout, done.stderr)
-
-
-Gateway = Callable[..., Awaitable[Result]]
-
-
-@pytest.fixture
-def gateway(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Gateway:
-    """`gateway ARGS...` in process (in a worker thread: `main()` runs its own event loop), in `tmp_path`."""
-    monkeypatch.chdir(tmp_path)
-
-    async def run(*args: str, database_url: str) -> Result:
-        monkeypatch.setenv("DATABASE_URL", database_url)
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, list(args))
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
 
 
 def one_error_line(result: Result) -> str:

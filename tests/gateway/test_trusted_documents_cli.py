@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +16,14 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.cli import main
 from gateway.schema_file import render
 from gateway.trusted_documents import APOLLO_FORMAT
 from integrations.store import migrate
-from integrations.store.engine import create_sessionmaker
 from integrations.store.models import TrustedDocument
 from integrations.store.types import utcnow
 from resolvers.trusted_documents import get_policy, list_documents
 from schema import build_schema
+from tests.gateway.conftest import Gateway, Result
 from tests.support.ports import free_port
 
 CUSTOMERS = "query Customers { customers(first: 1) { totalCount } }"
@@ -35,43 +32,6 @@ PRODUCTS = "query Products { products { totalCount } }"
 
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Gateway = Callable[..., Awaitable[Result]]
-
-
-@pytest.fixture
-def gateway(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Gateway:
-    """`gateway ARGS...` against DATABASE_URL (the test's store unless given), in a directory of its own."""
-    monkeypatch.chdir(tmp_path)
-
-    async def run(*args: str, database_url: str | None = None) -> Result:
-        if database_url is not None:
-            monkeypatch.setenv("DATABASE_URL", database_url)
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, list(args))
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
-
-
-@pytest.fixture
-def store_env(store_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("DATABASE_URL", store_url)
-    return store_url
-
-
-@pytest.fixture
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(engine)
 
 
 def manifest(tmp_path: Path, data: Any, name: str = "manifest.json") -> str:
