@@ -59,6 +59,11 @@ logger = logging.getLogger("gateway.endpoint")
 GET_OPERATIONS = frozenset({OperationType.QUERY})
 POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 VARY = "Accept, Authorization, X-API-Key"
+VARY_ENCODED = VARY.encode("latin-1")
+# Enum members' `.value` is a descriptor call: the hit path reads these instead.
+_STATE_VALUES = {state: state.value.encode("latin-1") for state in CacheState}
+_SCOPE_NAMES = {scope: scope.value for scope in CacheScope}
+_AGED = frozenset({CacheState.HIT, CacheState.STALE})
 """The request headers an answer depends on: the format and the credentials (`auth/authenticator.py`)."""
 
 
@@ -290,24 +295,28 @@ class GraphQLEndpoint:
             status = graphql_status(media_type, served.status)
             return Response(served.body, status_code=status, headers=headers, media_type=media_type)
         if request.method == "GET" and etag_matches(request.headers.get("if-none-match"), entry.etag):
-            return Response(status_code=304, headers=self._validator_headers(served, entry))
+            return EncodedResponse(b"", 304, self._validator_headers(served, entry))
         # The hot path of a cache hit: headers built encoded, without Starlette's per-header normalisation.
-        raw = [
-            (b"content-type", media_type.encode("latin-1")),
-            *_encoded(self._validator_headers(served, entry)),
-            (b"content-length", str(len(served.body)).encode("latin-1")),
-        ]
+        raw = self._validator_headers(served, entry)
+        raw.append((b"content-type", media_type.encode("latin-1")))
+        raw.append((b"content-length", str(len(served.body)).encode("latin-1")))
         return EncodedResponse(served.body, served.status, raw)
 
-    def _validator_headers(self, served: Served, entry: Entry) -> dict[str, str]:
+    def _validator_headers(self, served: Served, entry: Entry) -> list[tuple[bytes, bytes]]:
+        """X-Cache, Cache-Control, ETag, Vary and (for a cached answer) Age, encoded."""
         assert self.response_cache is not None
-        control = f"{entry.scope.value}, max-age={entry.max_age}"
+        control = f"{_SCOPE_NAMES[entry.scope]}, max-age={entry.max_age}"
         if self.response_cache.swr > 0:
             control += f", stale-while-revalidate={int(self.response_cache.swr)}"
         # Even PUBLIC answers depend on who asks (shared only between principals with the same grants).
-        headers = {"X-Cache": served.state.value, "Cache-Control": control, "ETag": entry.etag, "Vary": VARY}
-        if served.state in (CacheState.HIT, CacheState.STALE):
-            headers["Age"] = str(int(served.age))
+        headers = [
+            (b"x-cache", _STATE_VALUES[served.state]),
+            (b"cache-control", control.encode("latin-1")),
+            (b"etag", entry.etag.encode("latin-1")),
+            (b"vary", VARY_ENCODED),
+        ]
+        if served.state in _AGED:
+            headers.append((b"age", str(int(served.age)).encode("latin-1")))
         return headers
 
 
@@ -319,10 +328,6 @@ class EncodedResponse(Response):
         self.background = None
         self.body = body
         self.raw_headers = raw_headers
-
-
-def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 def etag_matches(header: str | None, etag: str) -> bool:

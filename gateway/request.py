@@ -75,17 +75,23 @@ class IndexedHeaders(Headers):
             self._index.setdefault(name, value)  # the first of repeated headers, as `Headers` answers
 
     def __getitem__(self, key: str) -> str:
-        value = self._index.get(key.lower().encode("latin-1"))
+        value = self._index.get(_header_name(key))
         if value is None:
             raise KeyError(key)
         return value.decode("latin-1")
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower().encode("latin-1") in self._index
+        return isinstance(key, str) and _header_name(key) in self._index
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._index.get(key.lower().encode("latin-1"))
+        value = self._index.get(_header_name(key))
         return default if value is None else value.decode("latin-1")
+
+
+@lru_cache(maxsize=256)
+def _header_name(key: str) -> bytes:
+    """The raw (lower-case) name of a header asked for by name; the names code asks for are few."""
+    return key.lower().encode("latin-1")
 
 
 class GatewayRequest(Request):

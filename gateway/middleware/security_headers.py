@@ -26,9 +26,11 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 raw = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in raw}
-                raw.extend(header for header in self.headers if header[0] not in present)
-                message = {**message, "headers": raw}
+                names = [name for name, _ in raw]  # lower case, as ASGI asks (and Starlette's responses do)
+                for header in self.headers:
+                    if header[0] not in names:
+                        raw.append(header)
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

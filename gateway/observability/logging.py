@@ -15,10 +15,13 @@ from typing import Literal, TextIO
 import structlog
 from structlog.typing import Processor
 
+from gateway.observability.request_id import add_request_id
+
 LogFormat = Literal["json", "console"]
 
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
+    add_request_id,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
