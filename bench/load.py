@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -96,6 +97,8 @@ async def _python_load(
             if problem is not None:
                 return LoadResult("python", 0, 1, 0.0, 0.0, 0.0, first_error=f"first response: {problem}")
 
+        # Unique across runs too: the response cache keeps what earlier runs stored, so a value seen before is a hit.
+        run = secrets.token_hex(4)
         sequence = itertools.count()
 
         async def worker(deadline: float, record: bool) -> None:
@@ -103,9 +106,8 @@ async def _python_load(
             clock = time.perf_counter
             while clock() < deadline:
                 start = clock()
-                content = (
-                    body.replace(unique_marker.encode(), f"bench-{next(sequence)}".encode()) if unique_marker else body
-                )
+                unique = f"bench{run}n{next(sequence)}".encode()
+                content = body.replace(unique_marker.encode(), unique) if unique_marker else body
                 try:
                     response = await client.post(url, content=content)
                     problem = response_error(response.status_code, response.content)
@@ -195,7 +197,7 @@ end
 function request()
   if unique_marker ~= "" then
     counter = counter + 1
-    local value = "bench-" .. (thread_id or 0) .. "-" .. counter
+    local value = "bench%(run)st" .. (thread_id or 0) .. "n" .. counter
     return wrk.format(nil, nil, nil, (string.gsub(wrk.body, unique_marker, value, 1)))
   end
   return wrk.format()
@@ -273,13 +275,19 @@ def wrk_load(
         if problem is not None:
             return LoadResult("wrk", 0, 1, 0.0, 0.0, 0.0, first_error=f"first response: {problem}")
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as directory:
-        script = Path(directory) / "post.lua"
         extra = "\n".join(f'wrk.headers["{name}"] = [==[{value}]==]' for name, value in (headers or {}).items())
         values = {"body": body.decode(), "headers": extra, "unique_marker": unique_marker or ""}
-        script.write_text(_WRK_SCRIPT % values, encoding="utf-8")
+
+        def script() -> Path:
+            """A script of its own per wrk run: its unique values must differ from every earlier run's, which
+            the response cache may still hold (a repeated value would be a hit, not the miss it stands for)."""
+            path = Path(directory) / f"post-{secrets.token_hex(4)}.lua"
+            path.write_text(_WRK_SCRIPT % (values | {"run": secrets.token_hex(4)}), encoding="utf-8")
+            return path
+
         if warmup > 0:
-            _wrk_once(wrk, script, url, connections=connections, threads=threads, seconds=warmup)
-        completed = _wrk_once(wrk, script, url, connections=connections, threads=threads, seconds=duration)
+            _wrk_once(wrk, script(), url, connections=connections, threads=threads, seconds=warmup)
+        completed = _wrk_once(wrk, script(), url, connections=connections, threads=threads, seconds=duration)
     line = next((x for x in completed.stdout.splitlines() if x.startswith("BENCH_RESULT ")), None)
     if completed.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr.strip() or completed.stdout}")
