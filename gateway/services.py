@@ -108,6 +108,17 @@ async def response_cache(settings: Settings, schema: Schema) -> AsyncIterator[Re
         await store.aclose()
 
 
+def upstreams(services: Services) -> list[Upstream]:
+    """The third-party APIs the services call through an `Upstream` (each behind its own circuit breaker), for
+    `/readyz`. Payments today (none with the local provider); a new upstream-backed service is added here."""
+    found: list[Upstream] = []
+    for service in (services.payments,):
+        upstream = getattr(service, "upstream", None)
+        if isinstance(upstream, Upstream):
+            found.append(upstream)
+    return found
+
+
 @dataclass
 class Running:
     services: Services
@@ -118,7 +129,12 @@ class Running:
 async def running_services(
     settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], *, start_worker: bool
 ) -> AsyncIterator[Running]:
-    """Open the services (and the outbox worker when asked); close them all on exit, in reverse order."""
+    """Open the services (and the outbox worker when asked); close them all on exit, in reverse order.
+
+    On exit the worker is told to stop: it finishes the message it is sending, records the outcome and releases the
+    rest of its batch for other workers. It gets `GATEWAY_GRACEFUL_TIMEOUT` seconds for that (uvicorn has drained
+    the HTTP requests by then); after that it is cancelled, and it still releases the emails it had not started.
+    """
     payments = payment_provider(settings, sessionmaker)
     cache = cache_from_url(settings.redis_url, prefix=settings.cache_prefix)
     services = Services(
@@ -139,7 +155,7 @@ async def running_services(
         stop.set()
         if task is not None:
             try:
-                await asyncio.wait_for(task, timeout=10)
+                await asyncio.wait_for(asyncio.shield(task), timeout=settings.graceful_timeout)
             except TimeoutError:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

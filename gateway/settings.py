@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = Field("development", alias="GATEWAY_ENV")
     host: str = Field("127.0.0.1", alias="GATEWAY_HOST", min_length=1)
     port: int = Field(8000, alias="GATEWAY_PORT", ge=1, le=65535)
+    graceful_timeout: int = Field(
+        30,
+        alias="GATEWAY_GRACEFUL_TIMEOUT",
+        ge=1,
+        le=3600,
+        description="seconds shutdown waits for in-flight requests, then as long again for the email worker",
+    )
     db_pool_size: int = Field(10, alias="GATEWAY_DB_POOL_SIZE", ge=1, le=500)
     max_body_bytes: int = Field(100_000, alias="GATEWAY_MAX_BODY_BYTES", ge=1_000)
     document_cache_size: int = Field(1_000, alias="GATEWAY_DOCUMENT_CACHE_SIZE", ge=0)

@@ -43,6 +43,7 @@ logger = logging.getLogger("resolvers.email")
 OUTBOX: Table = OutboxEmail.__table__  # type: ignore[attr-defined]
 MAX_ERROR_LENGTH = 500
 MAX_OUTAGE_DELAY = 30.0
+RELEASE_TIMEOUT = 5.0  # seconds a cancelled worker spends releasing the emails it had not started
 
 
 async def outbox_backlog(
@@ -136,27 +137,37 @@ class OutboxWorker:
         """Claim up to `batch_size` due emails, send each, record each outcome; return how many were sent or failed.
 
         Store errors propagate (the claimed rows' leases then expire and the rows are claimed again); backend errors
-        are recorded on their row. When `run`'s stop event is set, unsent rows are released for other workers.
+        are recorded on their row. When `run`'s stop event is set, the email being sent is finished and recorded,
+        and the unsent rows are released for other workers. When the task is cancelled (shutdown ran out of time),
+        the unsent rows are released too; the one being sent keeps its lease, since whether the peer took it is
+        unknown, and is sent again once the lease expires.
         """
         now = self._now()
         lease = now + self.lease
         pending = deque(await self._claim(now, lease))
         handled = 0
-        while pending:
-            if self._stop is not None and self._stop.is_set():
-                await self._release([email.id for email in pending], lease)
-                break
-            now = self._now()
-            if lease - now < self.lease / 2:
-                renewed = now + self.lease
-                kept = set(await self._renew([email.id for email in pending], lease, renewed))
-                if len(kept) < len(pending):
-                    logger.warning("email outbox: lost the lease on %d email(s)", len(pending) - len(kept))
-                pending = deque(email for email in pending if email.id in kept)
-                lease = renewed
-                continue
-            await self._deliver(pending.popleft(), lease)
-            handled += 1
+        try:
+            while pending:
+                if self._stop is not None and self._stop.is_set():
+                    await self._release([email.id for email in pending], lease)
+                    logger.info("email outbox: stopping; released %d unsent email(s)", len(pending))
+                    pending.clear()
+                    break
+                now = self._now()
+                if lease - now < self.lease / 2:
+                    renewed = now + self.lease
+                    kept = set(await self._renew([email.id for email in pending], lease, renewed))
+                    if len(kept) < len(pending):
+                        logger.warning("email outbox: lost the lease on %d email(s)", len(pending) - len(kept))
+                    pending = deque(email for email in pending if email.id in kept)
+                    lease = renewed
+                    continue
+                await self._deliver(pending.popleft(), lease)
+                handled += 1
+        except asyncio.CancelledError:
+            if pending:
+                await self._release_on_cancel([email.id for email in pending], lease)
+            raise
         return handled
 
     async def _claim(self, now: datetime, lease: datetime) -> list[ClaimedEmail]:
@@ -202,6 +213,17 @@ class OutboxWorker:
         t = OUTBOX.c
         await self._write(update(OUTBOX).where(t.id.in_(ids), t.locked_until == lease).values(locked_until=None))
 
+    async def _release_on_cancel(self, ids: Sequence[int], lease: datetime) -> None:
+        """Best effort, within `RELEASE_TIMEOUT` seconds: a store that does not answer leaves the leases to expire."""
+        try:
+            # wait_for (its own task), not asyncio.timeout: this task is being cancelled already, and on Python 3.11
+            # asyncio.timeout would then raise CancelledError instead of TimeoutError.
+            await asyncio.wait_for(self._release(ids, lease), RELEASE_TIMEOUT)
+        except Exception as exc:  # TimeoutError or a store error: the leases expire instead
+            logger.warning("email outbox: cancelled; could not release %d email(s): %s", len(ids), _describe(exc))
+        else:
+            logger.info("email outbox: cancelled; released %d unsent email(s)", len(ids))
+
     async def _deliver(self, email: ClaimedEmail, lease: datetime) -> None:
         message = OutgoingEmail(
             message_id=email.message_id,
@@ -212,7 +234,7 @@ class OutboxWorker:
             html_body=email.html_body,
         )
         try:
-            await self.backend.send(message)
+            await self._send(message)
         except EmailDeliveryError as exc:
             await self._record_failure(email, lease, exc.message, permanent=exc.permanent)
         except Exception as exc:  # a backend's bug must not stop the other emails
@@ -220,6 +242,18 @@ class OutboxWorker:
             await self._record_failure(email, lease, _describe(exc), permanent=False)
         else:
             await self._record_success(email, lease)
+
+    async def _send(self, message: OutgoingEmail) -> None:
+        """`backend.send` in a task of its own, so that cancelling the worker is prompt: a backend may wind down
+        slowly once cancelled (aiosmtplib's client sends QUIT and waits for a peer still busy with the message), and
+        the worker does not wait for that."""
+        sending = asyncio.ensure_future(self.backend.send(message))
+        try:
+            await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            sending.cancel()
+            sending.add_done_callback(_consume_outcome)
+            raise
 
     async def _record_success(self, email: ClaimedEmail, lease: datetime) -> None:
         changed = await self._write(
@@ -271,6 +305,12 @@ class OutboxWorker:
         if now.tzinfo is None:
             raise ValueError("the outbox clock must return timezone-aware datetimes")
         return now
+
+
+def _consume_outcome(task: asyncio.Future[None]) -> None:
+    """An abandoned send's outcome is of no interest; retrieving it keeps asyncio from logging it as unretrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _describe(exc: BaseException) -> str:

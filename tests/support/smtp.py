@@ -6,6 +6,7 @@ or implicit TLS, and be stopped and started again on the same port to play "down
 
 from __future__ import annotations
 
+import asyncio
 import email
 import ssl
 import threading
@@ -43,6 +44,8 @@ class RecordingHandler:
     def __init__(self) -> None:
         self.received: list[ReceivedEmail] = []
         self.refuse_recipients: str | None = None  # an SMTP reply such as "550 5.1.1 No such user"
+        self.accept_delay = 0.0  # seconds between receiving a message's data and answering it (a slow peer)
+        self.data_started = threading.Event()  # set when a message's data has arrived, before `accept_delay`
         self._lock = threading.Lock()
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
@@ -52,6 +55,9 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_started.set()
+        if self.accept_delay:
+            await asyncio.sleep(self.accept_delay)
         login = session.auth_data.decode() if isinstance(session.auth_data, bytes) else None
         with self._lock:
             self.received.append(
