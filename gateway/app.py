@@ -26,6 +26,7 @@ from gateway.middleware.security_headers import SecurityHeaders
 from gateway.observability import metrics
 from gateway.observability.logging import configure_logging, configure_structlog
 from gateway.observability.middleware import Observe
+from gateway.observability.tracing import Tracing
 from gateway.persisted_queries import PersistedQueries
 from gateway.rate_limit import RateLimit, rate_limit
 from gateway.response_cache import ResponseCache
@@ -50,7 +51,16 @@ def create_app(settings: Settings) -> Starlette:
     deltas = metrics.Deltas() if settings.metrics else None
     if settings.metrics:
         metrics.instrument_engine(engine)
-    schema = build_schema(extensions=[PhaseCodes, RequireOperationName, lambda: PreparedDocuments(documents), AuditLog])
+    tracing = Tracing.from_environment()  # None unless OTEL_* variables configure an exporter
+    schema = build_schema(
+        extensions=[
+            *(tracing.schema_extensions() if tracing is not None else ()),
+            PhaseCodes,
+            RequireOperationName,
+            lambda: PreparedDocuments(documents),
+            AuditLog,
+        ]
+    )
     documents = Documents(
         schema._schema, max_entries=settings.document_cache_size, limits=Limits.from_settings(settings)
     )
@@ -90,6 +100,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tune_garbage_collector()
         uninstall_hooks = metrics.install_hooks() if settings.metrics else None
+        if tracing is not None:
+            tracing.start()
         try:
             async with running_services(settings, sessionmaker, start_worker=settings.email_worker) as running:
                 endpoint.services = running.services
@@ -123,6 +135,8 @@ def create_app(settings: Settings) -> Starlette:
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
+            if tracing is not None:
+                await tracing.stop()  # after everything else, so their spans are exported too
 
     routes: list[BaseRoute] = [
         Route(
@@ -153,6 +167,9 @@ def create_app(settings: Settings) -> Starlette:
     app.state.engine = engine
     app.state.documents = documents
     app.state.changes = changes
+    app.state.tracing = tracing
+    if tracing is not None:
+        tracing.instrument(app, engine)
     return app
 
 

@@ -19,6 +19,8 @@ attempt number: never headers, bodies or query strings. Every error message and 
 `UpstreamConfig.secrets` and of the configured header values, including httpx's own ``HTTP Request: …`` line.
 
 Observers (`observe_calls`) hear of every finished call: the upstream, its outcome (the `stats` key) and seconds.
+Client hooks (`instrument_clients`) are handed each new `Upstream`'s httpx client once, before its first call: the
+gateway's tracing instruments it there (a span per attempt, and ``traceparent`` sent upstream).
 """
 
 from __future__ import annotations
@@ -78,6 +80,18 @@ def observe_calls(observer: CallObserver) -> Callable[[], None]:
     """Tell `observer` about every call any `Upstream` makes; returns the function that stops it."""
     _observers.append(observer)
     return lambda: _observers.remove(observer)
+
+
+ClientHook = Callable[[httpx.AsyncClient], None]
+"""Called with a new `Upstream`'s httpx client; may wrap its transport, must not send anything."""
+_client_hooks: list[ClientHook] = []
+
+
+def instrument_clients(hook: ClientHook) -> Callable[[], None]:
+    """Hand every `Upstream` created from now on its httpx client to `hook`; returns the function that stops it
+    (clients already handed over keep what it did to them)."""
+    _client_hooks.append(hook)
+    return lambda: _client_hooks.remove(hook)
 
 
 class _RetryableStatus(Exception):
@@ -141,6 +155,8 @@ class Upstream:
             follow_redirects=False,
             transport=transport,
         )
+        for hook in _client_hooks:
+            hook(self._client)
         self._httpx_filter: _Redactor | None = None
         if self._secrets:
             self._httpx_filter = _Redactor(self.redact)

@@ -1,11 +1,15 @@
 """Every loader a request may use, created together per request so caches never outlive it.
 
 Observers (`observe_batches`) hear of every batch a loader runs: the loader's class name and the number of keys.
+Scopes (`scope_batches`) are context managers entered around each batch with the same two values, so what happens
+inside it (its SQL, its upstream calls) happens within them; the gateway's tracing opens a span in one.
+When neither is installed, loaders run their batch functions as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -25,7 +29,9 @@ from resolvers.product.loaders import ProductByIdLoader
 from resolvers.services import Services
 
 BatchObserver = Callable[[str, int], None]
+BatchScope = Callable[[str, int], AbstractContextManager[object]]
 _observers: list[BatchObserver] = []
+_scopes: list[BatchScope] = []
 
 
 def observe_batches(observer: BatchObserver) -> Callable[[], None]:
@@ -34,14 +40,28 @@ def observe_batches(observer: BatchObserver) -> Callable[[], None]:
     return lambda: _observers.remove(observer)
 
 
+def scope_batches(scope: BatchScope) -> Callable[[], None]:
+    """Run every batch of every request's loaders inside `scope(loader_name, number_of_keys)`; returns the function that
+    stops it. Loaders created before keep what they had."""
+    _scopes.append(scope)
+    return lambda: _scopes.remove(scope)
+
+
 def _observed(loader: DataLoader[Any, Any]) -> None:
     run = loader.batch_load_fn
     name = type(loader).__name__
+    scopes = tuple(_scopes)
 
     async def batch_load_fn(keys: list[Any]) -> Any:
+        size = len(keys)
         for observer in _observers:
-            observer(name, len(keys))
-        return await run(keys)
+            observer(name, size)
+        if not scopes:
+            return await run(keys)
+        with ExitStack() as stack:
+            for scope in scopes:
+                stack.enter_context(scope(name, size))
+            return await run(keys)
 
     loader.batch_load_fn = batch_load_fn
 
@@ -61,7 +81,7 @@ class Loaders:
     @classmethod
     def create(cls, store: StoreSession, services: Services) -> Loaders:
         loaders = cls._create(store, services)
-        if _observers:
+        if _observers or _scopes:
             for loader in fields(loaders):
                 _observed(getattr(loaders, loader.name))
         return loaders
