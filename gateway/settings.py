@@ -51,8 +51,10 @@ class Settings(BaseSettings):
         None, alias="GATEWAY_LOG_FORMAT", description="default: json in production, console in development"
     )
     metrics: bool = Field(True, alias="GATEWAY_METRICS", description="serve Prometheus metrics at /metrics")
-    cost_extension: bool = Field(
-        False, alias="GATEWAY_COST_EXTENSION", description="extensions.cost on every answer; never in production"
+    cost_extension: bool | None = Field(
+        None,
+        alias="GATEWAY_COST_EXTENSION",
+        description="extensions.cost on every answer; default: on in development, never in production",
     )
 
     cache_prefix: str = Field("gw:", alias="GATEWAY_CACHE_PREFIX", max_length=64)
@@ -247,7 +249,7 @@ class Settings(BaseSettings):
 
     @property
     def cost_extension_enabled(self) -> bool:
-        return self.cost_extension and not self.production
+        return not self.production and self.cost_extension is not False
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -246,6 +246,8 @@ def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests configure the app explicitly; the developer's environment must not leak in."""
     for name in SETTING_NAMES & set(os.environ):
         monkeypatch.delenv(name, raising=False)
+    # On by default in development; tests compare whole answers, and the cost tests turn it back on.
+    monkeypatch.setenv("GATEWAY_COST_EXTENSION", "false")
 
 
 @pytest.fixture

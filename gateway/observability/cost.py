@@ -1,7 +1,7 @@
 """The development cost extension: `extensions.cost` on each GraphQL answer, for GraphiQL users.
 
 `{sqlStatements, upstreamCalls, cacheStatus, durationMs}` of this request, spliced into the body as it is sent,
-so the response cache never stores it. Only when `GATEWAY_COST_EXTENSION` is on, and never in production.
+so the response cache never stores it. On in development unless `GATEWAY_COST_EXTENSION=false`; never in production.
 """
 
 from __future__ import annotations

@@ -265,3 +265,16 @@ async def test_production_never_carries_the_cost_extension(store_url: str, tmp_p
     async with serve_in_process(settings) as client:
         body = (await client.post("{ __typename }")).json()
     assert "extensions" not in body
+
+
+async def test_development_carries_the_cost_extension_unless_turned_off(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GATEWAY_COST_EXTENSION")  # the test suite turns it off for every other test
+    async with serve_in_process(app_settings_for(store_url, tmp_path)) as client:
+        default = (await client.post("{ __typename }")).json()
+    async with serve_in_process(app_settings_for(store_url, tmp_path, GATEWAY_COST_EXTENSION=False)) as client:
+        turned_off = (await client.post("{ __typename }")).json()
+
+    assert default["extensions"]["cost"]["sqlStatements"] == 0
+    assert "extensions" not in turned_off
