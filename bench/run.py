@@ -225,23 +225,8 @@ def running_server(
     port = free_port()
     log = directory / f"{name}.log"
     server_env = {**env, APP_ENV: app or name, COUNTER_DIR_ENV: str(directory / f"{name}-counters")}
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "bench.serve_instrumented:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--no-server-header",
-    ]
+    # Served as `gateway serve` serves: with several workers, each on a listening socket of its own.
+    command = [sys.executable, "-m", "bench.serve_instrumented", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, env=server_env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

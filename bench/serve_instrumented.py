@@ -133,3 +133,37 @@ def create_app() -> Instrumented:
     if not directory:
         raise RuntimeError(f"set {COUNTER_DIR_ENV} to a directory for the counters")
     return instrument(app, Path(directory))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.serve_instrumented --port P [--workers N]``: serve `create_app` as ``gateway serve``
+    would, several workers on sockets of their own (gateway/workers.py) rather than uvicorn's shared one."""
+    import argparse
+
+    import uvicorn
+
+    from gateway.workers import run_workers
+
+    parser = argparse.ArgumentParser(prog="python -m bench.serve_instrumented")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    config = uvicorn.Config(
+        "bench.serve_instrumented:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+    )
+    if args.workers > 1:
+        run_workers(config)
+    else:
+        uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.auth.token_command import add_token_command
 from gateway.settings import Settings, SettingsError, load_settings
@@ -269,6 +269,9 @@ def _seconds(value: str) -> int:
     return number
 
 
+APP = "gateway.app:create_app_from_env"
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     """Run uvicorn. On SIGTERM (or SIGINT) it stops accepting connections, waits up to the graceful timeout for
     in-flight requests (then cancels them), runs the app's shutdown (which gives the email worker as long again to
@@ -291,27 +294,35 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "set REDIS_URL to share them",
             file=sys.stderr,
         )
-    if args.workers == 1 and not args.reload:
+    if not args.reload:
         _check_bind(args.host or settings.host, args.port or settings.port)
     if args.workers > 1 and not args.reload and settings.metrics:
         _multiprocess_metrics_dir()
 
     configure_logging(settings.log_level, settings.log_format_resolved)
     _exit_zero_on_sigterm()
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,  # the workers' factory (create_app_from_env) routes uvicorn's logs through structlog
+        "access_log": args.access_log,
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": graceful_timeout,
+    }
+    if args.workers > 1 and not args.reload:
+        from gateway.workers import run_workers
+
+        # uvicorn's own --workers share one socket, and one worker may take every connection (gateway/workers.py).
+        run_workers(uvicorn.Config(APP, workers=args.workers, **options))
+        return 0
     uvicorn.run(
-        "gateway.app:create_app_from_env",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=None if args.reload else args.workers,
+        APP,
         reload=args.reload,
         reload_dirs=["gateway", "schema", "resolvers", "integrations"] if args.reload else None,
-        log_level=settings.log_level,
-        log_config=None,  # the workers' factory (create_app_from_env) routes uvicorn's logs through structlog
-        access_log=args.access_log,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=graceful_timeout,
+        **options,
     )
     return 0
 
@@ -335,7 +346,8 @@ def _exit_zero_on_sigterm() -> None:
 def _check_bind(host: str, port: int) -> None:
     """Fail now if (host, port) cannot be bound. With one worker uvicorn starts the app before it binds, and after a
     failed bind it waits for the app's shutdown, which can hang (the Redis invalidation listener, cancelled while it
-    subscribes); with several workers or --reload uvicorn binds first by itself. Same options as uvicorn's bind."""
+    subscribes). With several workers it also keeps their SO_REUSEPORT sockets (gateway/workers.py) from joining
+    a port another program of the same user listens on that way. Same options as uvicorn's bind."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
