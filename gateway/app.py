@@ -22,7 +22,6 @@ from gateway.health import Check, database_check, healthz, readyz, redis_check
 from gateway.limits import Limits
 from gateway.middleware.cors import cors_middleware
 from gateway.middleware.csrf import CSRFPrevention
-from gateway.middleware.security_headers import SecurityHeaders
 from gateway.observability import metrics
 from gateway.observability.logging import configure_logging, configure_structlog
 from gateway.observability.middleware import Observe
@@ -157,8 +156,7 @@ def create_app(settings: Settings) -> Starlette:
         routes.append(Mount(STATIC_PREFIX, app=graphiql_static_app()))
     # Outermost first: every answer (CORS preflights included) gets nosniff; CORS headers reach refusals too.
     middleware = [
-        Middleware(Observe, deltas=deltas),
-        Middleware(SecurityHeaders),
+        Middleware(Observe, deltas=deltas),  # also the security headers (nosniff)
         *cors_middleware(settings.cors_origins),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -43,6 +43,10 @@ FORMAT = "1"
 _SCOPES = {scope.value: scope for scope in Scope}
 
 
+DECODED_ENTRIES = 64
+"""Decoded entries kept by `ResponseCache` (each holds its value: at most this many bodies stay alive)."""
+
+
 class CacheState(StrEnum):
     HIT = "HIT"
     MISS = "MISS"
@@ -135,6 +139,9 @@ class ResponseCache:
         self._flights: dict[str, asyncio.Future[Served | None]] = {}
         self._pending: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self._decoded: dict[int, tuple[bytes, Entry]] = {}
+        """Entries decoded from values the store handed out, by the value's identity: a near or in-memory store
+        hands out the same object on every hit, which then skips decoding (and copying the body out)."""
 
     def key(
         self,
@@ -201,7 +208,17 @@ class ResponseCache:
                 self.stats["bypass_unsynced"] += 1
                 return None
         value = await self.store.get(key)
-        return None if value is None else Entry.decode(value)
+        if value is None:
+            return None
+        decoded = self._decoded.get(id(value))
+        if decoded is not None and decoded[0] is value:  # held here, so its id cannot have been reused
+            return decoded[1]
+        entry = Entry.decode(value)
+        if entry is not None:
+            if len(self._decoded) >= DECODED_ENTRIES:
+                del self._decoded[next(iter(self._decoded))]  # the oldest
+            self._decoded[id(value)] = (value, entry)
+        return entry
 
     async def _lead(self, key: str, policy: CachePolicy, run: Run) -> Served:
         future: asyncio.Future[Served | None] = asyncio.get_running_loop().create_future()

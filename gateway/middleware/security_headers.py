@@ -2,35 +2,28 @@
 
 By default `X-Content-Type-Options: nosniff`, so no browser ever reads a JSON answer (which may echo client
 input in error messages) as HTML or script. GraphiQL's page sets its own, stricter set (`gateway/graphiql.py`).
+They are added by the app's outermost layer (`gateway/observability/middleware.Observe`), which wraps `send`
+anyway: a layer of their own would cost every cache hit another wrapper on each message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 DEFAULT_HEADERS: Mapping[str, str] = {"X-Content-Type-Options": "nosniff"}
 
+RawHeaders = list[tuple[bytes, bytes]]
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, headers: Mapping[str, str] = DEFAULT_HEADERS) -> None:
-        self.app = app
-        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+def encoded(headers: Mapping[str, str] = DEFAULT_HEADERS) -> RawHeaders:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                raw = list(message.get("headers", ()))
-                names = [name for name, _ in raw]  # lower case, as ASGI asks (and Starlette's responses do)
-                for header in self.headers:
-                    if header[0] not in names:
-                        raw.append(header)
-                message["headers"] = raw
-            await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+def add_missing(raw: RawHeaders, fixed: RawHeaders) -> None:
+    """Append each of `fixed` whose name `raw` lacks (names in lower case, as ASGI asks and Starlette sends)."""
+    if not fixed:
+        return
+    names = [name for name, _ in raw]
+    for header in fixed:
+        if header[0] not in names:
+            raw.append(header)

@@ -1,5 +1,5 @@
-"""The outermost layer: a request id on every answer and in every log line, and for GraphQL requests one log line
-and the request metrics.
+"""The outermost layer: a request id and the fixed security headers on every answer, the id in every log line,
+and for GraphQL requests one log line and the request metrics.
 
 `X-Request-ID` is echoed on every response and put on every log line written while the request is served
 (`request_id.current`). A GraphQL
@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.middleware import security_headers
 from gateway.observability import metrics
 from gateway.observability.record import Record, current
 from gateway.observability.request_id import HEADER, request_id
@@ -36,11 +38,20 @@ second (and at every scrape); any other request carries them at once."""
 
 
 class Observe:
-    def __init__(self, app: ASGIApp, *, graphql_path: str = "/graphql", deltas: metrics.Deltas | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        graphql_path: str = "/graphql",
+        deltas: metrics.Deltas | None = None,
+        headers: Mapping[str, str] = security_headers.DEFAULT_HEADERS,
+    ) -> None:
         self.app = app
         self.graphql_path = graphql_path
         self.deltas = deltas
         """Counts kept elsewhere, carried into metrics after each GraphQL request; None: metrics are off."""
+        self.fixed = security_headers.encoded(headers)
+        """Headers every answer carries unless it sets them (`gateway/middleware/security_headers.py`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,7 +65,9 @@ class Observe:
 
                 async def send_with_id(message: Message) -> None:
                     if message["type"] == "http.response.start":
-                        message["headers"] = [*message.get("headers", ()), id_header]
+                        headers = [*message.get("headers", ()), id_header]
+                        security_headers.add_missing(headers, self.fixed)
+                        message["headers"] = headers
                     await send(message)
 
                 await self.app(scope, receive, send_with_id)
@@ -78,6 +91,7 @@ class Observe:
                     if name == X_CACHE:
                         cache = value.decode("latin-1")
                         break
+                security_headers.add_missing(headers, self.fixed)
                 message["headers"] = headers
             await send(message)
 

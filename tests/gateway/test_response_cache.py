@@ -459,3 +459,25 @@ def test_keys_change_with_the_schema_version_scope_and_principal() -> None:
     assert v1.key("d", "Op", {}, private, "alice") != v1.key("d", "Op", {}, public, "alice")
     assert v1.key("d", "Op", {}, public, grants) != v1.key("d", "Op", {}, public, "other-grants")
     assert v1.key("d", "Op", {}, public, grants) != v1.key("d", "Other", {}, public, grants)
+
+
+async def test_hits_on_a_value_the_store_hands_out_again_share_one_decoded_entry() -> None:
+    store = MemoryTaggedStore()
+    responses = ResponseCache(store, schema_version="v")
+    policy = CachePolicy(60)
+    bodies = iter([b"first", b"second"])
+
+    async def run() -> Produced:
+        return produced(next(bodies))
+
+    await responses.serve("k", policy, run)
+    hits = [await responses.serve("k", policy, run) for _ in range(2)]
+    await responses.invalidate(["product:1"])
+    await responses.serve("k", policy, run)  # a new value under the same key
+    after = await responses.serve("k", policy, run)
+
+    assert [hit.state for hit in hits] == [CacheState.HIT, CacheState.HIT]
+    assert hits[0].entry is hits[1].entry  # decoded once, not once per hit
+    assert hits[0].body == b"first"
+    assert (after.state, after.body) == (CacheState.HIT, b"second")
+    assert after.entry is not hits[0].entry
