@@ -207,6 +207,8 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    cpus: frozenset[int] | None = None
+    """The CPUs the server (all its threads) may run on; None: any."""
 
     @property
     def base(self) -> str:
@@ -219,9 +221,15 @@ class Server:
 
 @contextmanager
 def running_server(
-    name: str, env: dict[str, str], workers: int, directory: Path, *, app: str | None = None
+    name: str,
+    env: dict[str, str],
+    workers: int,
+    directory: Path,
+    *,
+    app: str | None = None,
+    cpus: frozenset[int] | None = None,
 ) -> Iterator[Server]:
-    """Serve `app` (gateway, reference or bare; `name` by default) under `name`."""
+    """Serve `app` (gateway, reference or bare; `name` by default) under `name`, on `cpus` when given."""
     port = free_port()
     log = directory / f"{name}.log"
     server_env = {**env, APP_ENV: app or name, COUNTER_DIR_ENV: str(directory / f"{name}-counters")}
@@ -229,9 +237,14 @@ def running_server(
     command = [sys.executable, "-m", "bench.serve_instrumented", "--port", str(port), "--workers", str(workers)]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command, env=server_env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=server_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
-    server = Server(name, port, process, log)
+    server = Server(name, port, process, log, cpus)
     try:
         wait_ready(server)
         yield server
@@ -345,6 +358,43 @@ def choose_generator(requested: str) -> str:
     return "python"
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Single-worker servers on one CPU, the load generator (and this runner) on the others, so the two never
+    take turns on one core: on a 2-core machine the scheduler otherwise moves them around, which made the
+    fastest scenarios vary by a third from one round to the next."""
+
+    server: frozenset[int]
+    load: frozenset[int]
+
+
+def placement(pin: bool) -> Placement | None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return None
+    return Placement(server=frozenset(cpus[-1:]), load=frozenset(cpus[:-1]))
+
+
+@contextmanager
+def load_cpus(server: Server, args: argparse.Namespace) -> Iterator[None]:
+    """Run the block (and the wrk it starts) off the CPU a pinned server runs on."""
+    plan: Placement | None = args.placement
+    if plan is None or server.cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, plan.load)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def server_cpus(args: argparse.Namespace, workers: int) -> frozenset[int] | None:
+    plan: Placement | None = args.placement
+    return plan.server if plan is not None and workers == 1 else None
+
+
 def load(
     generator: str,
     url: str,
@@ -393,30 +443,32 @@ def measure(
     """Warm up (checking the first answer), let the server drain, then load it and read its counters."""
     check: Callable[[bytes], str | None] | None = data_checker(expected)
     if args.warmup > 0:
-        warm = load(
-            generator,
-            server.graphql,
-            body,
-            args,
-            duration=args.warmup,
-            check_first=check,
-            headers=headers,
-            unique_marker=unique_marker,
-        )
+        with load_cpus(server, args):
+            warm = load(
+                generator,
+                server.graphql,
+                body,
+                args,
+                duration=args.warmup,
+                check_first=check,
+                headers=headers,
+                unique_marker=unique_marker,
+            )
         if warm.errors:
             raise BenchError(f"{server.name} {scenario}: errors while warming up: {warm.first_error}")
         check = None
     before = sql_totals(server)  # waits until requests abandoned by the warm-up are done
-    result = load(
-        generator,
-        server.graphql,
-        body,
-        args,
-        duration=args.duration,
-        check_first=check,
-        headers=headers,
-        unique_marker=unique_marker,
-    )
+    with load_cpus(server, args):
+        result = load(
+            generator,
+            server.graphql,
+            body,
+            args,
+            duration=args.duration,
+            check_first=check,
+            headers=headers,
+            unique_marker=unique_marker,
+        )
     after = sql_totals(server)
     served = after["requests"] - before["requests"]
     statements = after["statements"] - before["statements"]
@@ -524,7 +576,15 @@ def cache_rows(
         )
     bytes_file = directory / "q1-response.json"
     bytes_file.write_bytes(hit.content)
-    bare = stack.enter_context(running_server("bare", env | {BARE_BODY_ENV: str(bytes_file)}, args.workers, directory))
+    bare = stack.enter_context(
+        running_server(
+            "bare",
+            env | {BARE_BODY_ENV: str(bytes_file)},
+            args.workers,
+            directory,
+            cpus=server_cpus(args, args.workers),
+        )
+    )
     # The ratio to bare is the one target near the machine's noise: the two servers are measured in alternating
     # rounds (so a slow spell of a shared machine does not fall on one of them only) and each keeps its median.
     bare_rounds, hit_rounds = [], []
@@ -641,7 +701,11 @@ def document_rows(
 ) -> list[Row]:
     """Q2 executed (not from the response cache) with the document cache on, and on a gateway without it."""
     uncached_env = env | {"GATEWAY_DOCUMENT_CACHE_SIZE": "0"}
-    uncached = stack.enter_context(running_server("no-doc-cache", uncached_env, args.workers, directory, app="gateway"))
+    uncached = stack.enter_context(
+        running_server(
+            "no-doc-cache", uncached_env, args.workers, directory, app="gateway", cpus=server_cpus(args, args.workers)
+        )
+    )
     rows = [
         measure(gateway, "q2-documents-cached", body, generator, args, expected),
         measure(uncached, "q2-parsed-each-time", body, generator, args, expected),
@@ -683,6 +747,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rounds", type=int, default=3, help="alternating rounds of bare and cache-hit load, median kept (default 3)"
     )
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="single-worker servers on the last CPU, the load generator on the others (default: on, when there "
+        "are two CPUs or more; the scale scenario is never pinned)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--no-check", action="store_true", help="report the ratios without failing on targets")
     args = parser.parse_args(argv)
@@ -702,6 +773,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--rounds must be in [1, 9]")
     if not 1 <= args.connections <= 512 or not 1 <= args.workers <= 16:
         parser.error("--connections must be in [1, 512] and --workers in [1, 16]")
+    args.placement = placement(args.pin)
     return args
 
 
@@ -729,7 +801,10 @@ def run(args: argparse.Namespace) -> int:
         seed_store(env)
         order_id = encode_order_id(pick_order_pk(database_url))
         bodies = {"q1": SCENARIOS["q1"].body({}), "q2": SCENARIOS["q2"].body({"id": order_id})}
-        servers = {name: stack.enter_context(running_server(name, env, args.workers, directory)) for name in SERVERS}
+        cpus = server_cpus(args, args.workers)
+        servers = {
+            name: stack.enter_context(running_server(name, env, args.workers, directory, cpus=cpus)) for name in SERVERS
+        }
         print(
             f"servers up ({args.workers} worker(s) each): "
             + ", ".join(f"{name} {server.base}" for name, server in servers.items())
@@ -738,7 +813,12 @@ def run(args: argparse.Namespace) -> int:
         print("both servers return identical data for " + ", ".join(SCENARIOS))
         print(
             f"load: {generator}, {args.connections} connections, {args.warmup:g}s warm-up + {args.duration:g}s "
-            f"per scenario and server, database {args.database}\n"
+            f"per scenario and server, database {args.database}, "
+            + (
+                f"single-worker servers on CPU {sorted(args.placement.server)}, load on {sorted(args.placement.load)}\n"
+                if args.placement is not None
+                else "unpinned\n"
+            )
         )
         rows: list[Row] = []
         for scenario in scenarios:
