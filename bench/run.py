@@ -361,8 +361,8 @@ def choose_generator(requested: str) -> str:
 @dataclass(frozen=True)
 class Placement:
     """`--pin`: single-worker servers on one CPU, the load generator (and this runner) on the others, so the two
-    never take turns on one core. It steadies the cache-hit rounds somewhat, but a pinned server's database
-    thread (aiosqlite) then shares its CPU, which costs the executing scenarios (Q2 -50%), so it is opt-in."""
+    never take turns on one core. Opt-in: the cache-hit rounds still varied with it, and a pinned server's
+    database thread (aiosqlite) shares the server's one CPU, which the executing scenarios need."""
 
     server: frozenset[int]
     load: frozenset[int]
