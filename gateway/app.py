@@ -176,7 +176,7 @@ def create_app_from_env() -> Starlette:
     """Factory for `uvicorn --factory` (and so for `gateway serve --workers N` and `--reload`); the process's logs
     go through structlog's formatter."""
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format_resolved)
+    configure_logging(settings.log_level, settings.log_format_resolved, access_log=settings.access_log)
     return create_app(settings)
 
 

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: GATEWAY_PORT or 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
-    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--access-log", action="store_true", help="log every request (default: GATEWAY_ACCESS_LOG)")
     serve.add_argument(
         "--graceful-timeout",
         type=_seconds,
@@ -299,7 +299,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers > 1 and not args.reload and settings.metrics:
         _multiprocess_metrics_dir()
 
-    configure_logging(settings.log_level, settings.log_format_resolved)
+    access_log = args.access_log or settings.access_log
+    os.environ["GATEWAY_ACCESS_LOG"] = "true" if access_log else "false"  # for the factory, in each worker too
+    configure_logging(settings.log_level, settings.log_format_resolved, access_log=access_log)
     _exit_zero_on_sigterm()
     options: dict[str, Any] = {
         "factory": True,
@@ -307,7 +309,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         "port": args.port or settings.port,
         "log_level": settings.log_level,
         "log_config": None,  # the workers' factory (create_app_from_env) routes uvicorn's logs through structlog
-        "access_log": args.access_log,
+        "access_log": access_log,
         "server_header": False,
         "proxy_headers": False,
         "timeout_graceful_shutdown": graceful_timeout,

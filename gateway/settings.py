@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     document_cache_size: int = Field(1_000, alias="GATEWAY_DOCUMENT_CACHE_SIZE", ge=0)
     graphiql: bool | None = Field(None, alias="GATEWAY_GRAPHIQL", description="default: on in development only")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="GATEWAY_LOG_LEVEL")
+    access_log: bool = Field(
+        False, alias="GATEWAY_ACCESS_LOG", description="a line per HTTP request (uvicorn's access log)"
+    )
     log_format: Literal["json", "console"] | None = Field(
         None, alias="GATEWAY_LOG_FORMAT", description="default: json in production, console in development"
     )

@@ -60,8 +60,12 @@ def formatter(log_format: LogFormat, *, colors: bool = False) -> logging.Formatt
     )
 
 
-def configure_logging(level: str = "info", log_format: LogFormat = "console", stream: TextIO | None = None) -> None:
-    """One handler on the root logger for everything, uvicorn's loggers included (they propagate to it)."""
+def configure_logging(
+    level: str = "info", log_format: LogFormat = "console", stream: TextIO | None = None, *, access_log: bool = False
+) -> None:
+    """One handler on the root logger for everything, uvicorn's loggers included (they propagate to it), but
+    uvicorn's access log only when asked: uvicorn builds each access line (client address, quoted path) whenever
+    its logger has a handler up the tree, whatever the level, so it must not reach the root's."""
     configure_structlog()
     stream = stream if stream is not None else sys.stderr
     handler = logging.StreamHandler(stream)
@@ -72,3 +76,4 @@ def configure_logging(level: str = "info", log_format: LogFormat = "console", st
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").propagate = access_log
