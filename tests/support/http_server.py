@@ -20,6 +20,7 @@ import contextlib
 import socket
 from collections import deque
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -29,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.support.live_server import bound_port, serving
 
 HOST = "127.0.0.1"
 
@@ -58,7 +61,7 @@ class ScriptedServer:
         self._script: deque[Reply] = deque()
         self._release = asyncio.Event()
         self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._serving: AbstractAsyncContextManager[uvicorn.Server] | None = None
         self.port = 0
         app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"])]
@@ -96,24 +99,17 @@ class ScriptedServer:
         return len(self._server.server_state.connections)
 
     async def __aenter__(self) -> Self:
-        self._server = uvicorn.Server(self._config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # startup failed: raise why
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.005)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._serving = serving(self._config)
+        self._server = await self._serving.__aenter__()
+        self.port = bound_port(self._server)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._server is not None
-        assert self._task is not None
+        assert self._serving is not None
         self._release.set()
-        self._server.should_exit = True
-        await self._task
+        await self._serving.__aexit__(exc_type, exc, tb)
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()

@@ -13,10 +13,10 @@ when the exporter compresses) into `CollectedSpan`s; the request headers are kep
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import zlib
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -31,6 +31,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.support.live_server import bound_port, serving
 
 HOST = "127.0.0.1"
 SERVER = 2
@@ -56,7 +58,7 @@ class OTLPCollector:
         self.spans: list[CollectedSpan] = []
         self.exports: list[Mapping[str, str]] = []  # each export request's headers (lower-case names)
         self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._serving: AbstractAsyncContextManager[uvicorn.Server] | None = None
         self.port = 0
         app = Starlette(routes=[Route("/v1/traces", self._receive, methods=["POST"])])
         self._config = uvicorn.Config(
@@ -80,23 +82,16 @@ class OTLPCollector:
         return [span for span in self.spans if span.trace_id == trace_id]
 
     async def __aenter__(self) -> Self:
-        self._server = uvicorn.Server(self._config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.005)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self._serving = serving(self._config)
+        self._server = await self._serving.__aenter__()
+        self.port = bound_port(self._server)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._server is not None
-        assert self._task is not None
-        self._server.should_exit = True
-        await self._task
+        assert self._serving is not None
+        await self._serving.__aexit__(exc_type, exc, tb)
 
     async def _receive(self, request: Request) -> Response:
         body = await request.body()
