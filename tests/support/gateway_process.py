@@ -6,14 +6,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
-
 from tests.support.ports import free_port
-from tests.support.processes import stop
+from tests.support.processes import stop, wait_until_healthy
 
 
 @contextmanager
@@ -37,20 +34,12 @@ def gateway_process(environment: dict[str, str], *, timeout: float = 30.0) -> It
     process = subprocess.Popen(command, env=os.environ | environment, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                stderr = log.read().decode(errors="replace")
-                raise RuntimeError(f"the gateway exited with {process.returncode}: {stderr[-2000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not answer /healthz within {timeout} s")
-            time.sleep(0.05)
+
+        def output() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")
+
+        wait_until_healthy(process, url, timeout=timeout, output=output)
         yield url
     finally:
         stop(process)

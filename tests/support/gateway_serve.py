@@ -11,17 +11,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import httpx
-
 from tests.support.ports import free_port
-from tests.support.processes import stop
+from tests.support.processes import stop, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,18 +59,7 @@ def gateway_serve(environment: dict[str, str], *args: str, cwd: Path, timeout: f
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     served = ServedGateway(url=f"http://127.0.0.1:{port}", port=port, process=process, log=log)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"`gateway serve` exited with {process.returncode}: {served.logs()[-2000:]}")
-            try:
-                if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"`gateway serve` did not answer /healthz within {timeout} s")
-            time.sleep(0.05)
+        wait_until_healthy(process, served.url, timeout=timeout, output=served.logs)
         yield served
     finally:
         if process.poll() is None:
