@@ -143,7 +143,8 @@ def create_app(settings: Settings) -> Starlette:
 
     graphql: ASGIApp = CSRFPrevention(endpoint) if settings.csrf_prevention else endpoint
     routes: list[BaseRoute] = [
-        Route(GRAPHQL_PATH, graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),  # see DirectRoute
+        # DirectRoute (below) takes requests for /graphql itself; the route stays for the router's /graphql/ redirect.
+        Route(GRAPHQL_PATH, graphql, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz(checks), methods=["GET"]),
     ]
