@@ -16,6 +16,7 @@ from schema.audit.trail import audit_mutations
 from schema.customer.data import CustomerDataMutation
 from schema.customer.mutations import CustomerMutation
 from schema.customer.queries import CustomerQuery
+from schema.executor import Executor
 from schema.node_query import NodeQuery
 from schema.order.mutations import OrderMutation
 from schema.order.queries import OrderQuery
@@ -54,6 +55,7 @@ def build_schema(
         mutation=Mutation,
         extensions=list(extensions),
         config=StrawberryConfig(auto_camel_case=True),
+        execution_context_class=Executor,
     )
     enforce(schema._schema)
     audit_mutations(schema._schema)  # outside the guards: refusals are observed too (the AuditLog extension)

@@ -83,7 +83,7 @@ class OrderQuery:
         own = own_customer_only(info.context.principal, ORDERS_READ)
         if own is not None:
             statement = statement.where(col(models.Order.customer_id) == own)
-        return await connection(
+        orders = await connection(
             info,
             statement,
             models.Order.id,
@@ -93,3 +93,5 @@ class OrderQuery:
             last=last,
             before=before,
         )
+        await Order.prefetch([edge.node for edge in orders.edges], info, "edges", "node")
+        return orders

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
 import strawberry
@@ -14,6 +15,7 @@ from schema.money import Money
 from schema.node import Node
 from schema.payment.types import Payment
 from schema.product.types import Product
+from schema.selection import selects
 
 OrderStatus = strawberry.enum(
     models.OrderStatus, name="OrderStatus", description="Where an order is in its life cycle."
@@ -25,6 +27,8 @@ class OrderLine:
     product_pk: strawberry.Private[int]
     quantity: int = strawberry.field(description="Units ordered (at least 1).")
     unit_price: Money = strawberry.field(description="Price of one unit when the order was placed.")
+    loaded_product: strawberry.Private[Product | None] = None
+    """Set by `Order.prefetch`; otherwise `product` loads it."""
 
     @classmethod
     def from_row(cls, row: models.OrderLine, currency: str) -> OrderLine:
@@ -34,8 +38,13 @@ class OrderLine:
             unit_price=Money(amount=row.unit_price, currency=currency),
         )
 
-    @strawberry.field(description="The product ordered.")
-    async def product(self, info: Info) -> Product:
+    @strawberry.field(description="The product ordered.", graphql_type=Product)
+    def product(self, info: Info) -> Product | Awaitable[Product]:
+        if self.loaded_product is not None:
+            return self.loaded_product
+        return self._load_product(info)
+
+    async def _load_product(self, info: Info) -> Product:
         row = await info.context.loaders.product_by_id.load(self.product_pk)
         assert row is not None, "order_line.product_id is a foreign key"
         return Product.from_row(row)
@@ -53,6 +62,9 @@ class Order(Node):
     status: OrderStatus = strawberry.field(description="Current status.")  # type: ignore[valid-type]
     created_at: datetime = strawberry.field(description="When the order was placed (UTC, ISO 8601).")
     total: Money = strawberry.field(description="Sum of the lines' subtotals.")
+    loaded_customer: strawberry.Private[Customer | None] = None
+    loaded_lines: strawberry.Private[list[OrderLine] | None] = None
+    """Both set by `prefetch`; otherwise `customer` and `lines` load them."""
 
     @classmethod
     def from_row(cls, row: models.Order) -> Order:
@@ -71,14 +83,64 @@ class Order(Node):
     def owner_customer_id(self) -> int:
         return self.customer_pk
 
-    @strawberry.field(description="Who placed the order.")
-    async def customer(self, info: Info) -> Customer:
+    @classmethod
+    async def prefetch(cls, orders: Sequence[Order], info: Info, *path: str) -> None:
+        """Load what the operation reads of `orders` (found at `path` below the current field): their customers,
+        lines and lines' products, one batch each through the request's loaders, so those fields of every order
+        resolve at once instead of awaiting one by one. Statements are the same as without it.
+
+        For root lists only: a list nested in another list (`Customer.orders`) would finish at a different moment
+        for each parent, depending on what its orders hold, and split its siblings' batches (`totalCount`) in two.
+        """
+        if not orders:
+            return
+        loaders = info.context.loaders
+        customers = (
+            loaders.customer_by_id.load_many([order.customer_pk for order in orders])
+            if selects(info, *path, "customer")
+            else None
+        )
+        lines = (
+            loaders.order_lines_by_order_id.load_many([order.pk for order in orders])
+            if selects(info, *path, "lines")
+            else None
+        )
+        if customers is not None:
+            for order, customer in zip(orders, await customers, strict=True):
+                assert customer is not None, "order.customer_id is a foreign key"
+                order.loaded_customer = Customer.from_row(customer)
+        if lines is None:
+            return
+        for order, rows in zip(orders, await lines, strict=True):
+            order.loaded_lines = [OrderLine.from_row(row, order.total.currency) for row in rows]
+        if selects(info, *path, "lines", "product"):
+            all_lines = [line for order in orders for line in order.loaded_lines or ()]
+            pks = list(dict.fromkeys(line.product_pk for line in all_lines))
+            products = {}
+            for pk, row in zip(pks, await loaders.product_by_id.load_many(pks), strict=True):
+                assert row is not None, "order_line.product_id is a foreign key"
+                products[pk] = Product.from_row(row)
+            for line in all_lines:
+                line.loaded_product = products[line.product_pk]
+
+    @strawberry.field(description="Who placed the order.", graphql_type=Customer)
+    def customer(self, info: Info) -> Customer | Awaitable[Customer]:
+        if self.loaded_customer is not None:
+            return self.loaded_customer
+        return self._load_customer(info)
+
+    async def _load_customer(self, info: Info) -> Customer:
         row = await info.context.loaders.customer_by_id.load(self.customer_pk)
         assert row is not None, "order.customer_id is a foreign key"
         return Customer.from_row(row)
 
-    @strawberry.field(description="The products ordered, in the order they were added.")
-    async def lines(self, info: Info) -> list[OrderLine]:
+    @strawberry.field(description="The products ordered, in the order they were added.", graphql_type=list[OrderLine])
+    def lines(self, info: Info) -> list[OrderLine] | Awaitable[list[OrderLine]]:
+        if self.loaded_lines is not None:
+            return self.loaded_lines
+        return self._load_lines(info)
+
+    async def _load_lines(self, info: Info) -> list[OrderLine]:
         rows = await info.context.loaders.order_lines_by_order_id.load(self.pk)
         return [OrderLine.from_row(row, self.total.currency) for row in rows]
 

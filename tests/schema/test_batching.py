@@ -86,3 +86,40 @@ async def test_node_and_nodes_batch_by_type(seeded: GraphQLClient) -> None:
     result = await seeded.execute("query($ids: [ID!]!) { nodes(ids: $ids) { id __typename } }", {"ids": ids})
     assert [n["id"] for n in result["nodes"]] == ids
     assert seeded.sql.count == 2, seeded.sql.statements  # one per type
+
+
+ORDER_SHAPE = "number customer { email } lines { quantity product { sku } }"
+
+
+@pytest.mark.parametrize(
+    ("selection", "statements"),
+    [
+        ("number", 1),
+        ("number customer @skip(if: $yes) { name }", 1),
+        ("number customer @include(if: $yes) { name }", 2),
+        ("... on Order { lines { ...L } }", 3),  # the product under a named fragment inside an inline one
+        ("lines @include(if: false) { product { sku } } customer { name }", 2),
+        ("lines { quantity }", 2),
+    ],
+)
+async def test_a_list_loads_what_its_items_select_and_nothing_else(
+    seeded: GraphQLClient, selection: str, statements: int
+) -> None:
+    fragment = " fragment L on OrderLine { product { sku } }" if "...L" in selection else ""
+    variables = "($yes: Boolean!)" if "$yes" in selection else ""
+    seeded.sql.reset()
+    data = await seeded.execute(
+        f"query{variables} {{ orders(first: 20) {{ edges {{ node {{ {selection} }} }} }} }}{fragment}", {"yes": True}
+    )
+    assert len(data["orders"]["edges"]) == 20
+    assert seeded.sql.count == statements, seeded.sql.statements
+
+
+async def test_a_listed_order_reads_as_the_same_order_fetched_alone(seeded: GraphQLClient) -> None:
+    """Orders in a list get their relations loaded for them in batches; one fetched by ID loads its own."""
+    listed = await seeded.execute(f"{{ orders(first: 5) {{ edges {{ node {{ id {ORDER_SHAPE} }} }} }} }}")
+    for edge in listed["orders"]["edges"]:
+        alone = await seeded.execute(
+            f"query($id: ID!) {{ order(id: $id) {{ id {ORDER_SHAPE} }} }}", {"id": edge["node"]["id"]}
+        )
+        assert alone["order"] == edge["node"]

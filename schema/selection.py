@@ -1,0 +1,81 @@
+"""Look-ahead: whether the running operation selects a field below the one being resolved.
+
+A list resolver that knows its items' relations will be read can load them in one batch per relation and hand the
+items over complete; each item's field then resolves without awaiting. graphql-core otherwise gives every awaiting
+field of every item its own future, and a list of them a task each: about a third of a 50-order page's execution.
+
+    selects(info, "edges", "node", "customer")   # orders { edges { node { customer { … } } } }
+
+Field names, not aliases, are matched. Fragments (named and inline) are followed whatever their type condition, and
+`@skip`/`@include` are honoured, so a prefetch never runs a statement for a field that cannot be resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    SelectionNode,
+    VariableNode,
+)
+
+from schema.context import Info
+
+
+def selects(info: Info, *path: str) -> bool:
+    """Whether some selection reaches `path` (field names) from the current field."""
+    raw = info._raw_info
+    # Strawberry hands resolvers the coerced dict; graphql-core's own info holds a container with it
+    values: Any = raw.variable_values
+    variables: dict[str, Any] = getattr(values, "coerced", values)
+    nodes: Iterable[FieldNode] = raw.field_nodes
+    for name in path:
+        nodes = [
+            child
+            for node in nodes
+            if node.selection_set is not None
+            for child in _fields(node.selection_set.selections, raw.fragments, variables)
+            if child.name.value == name
+        ]
+        if not nodes:
+            return False
+    return True
+
+
+def _fields(
+    selections: Iterable[SelectionNode],
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+) -> Iterator[FieldNode]:
+    for selection in selections:
+        if not _included(selection, variables):
+            continue
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _fields(selection.selection_set.selections, fragments, variables)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:  # validation rejects unknown fragments (and cycles) before execution
+                yield from _fields(fragment.selection_set.selections, fragments, variables)
+
+
+def _included(node: SelectionNode, variables: dict[str, Any]) -> bool:
+    """`@skip(if:)` and `@include(if:)` as the executor applies them (validation made `if` a Boolean)."""
+    for directive in node.directives or ():
+        name = directive.name.value
+        if name not in ("skip", "include"):
+            continue
+        value = next((argument.value for argument in directive.arguments or () if argument.name.value == "if"), None)
+        if isinstance(value, VariableNode):
+            condition = variables.get(value.name.value)
+        else:
+            condition = getattr(value, "value", None)
+        if condition is (name == "skip"):
+            return False
+    return True
