@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
-from sqlmodel import col, select
 
+from integrations.store.records import R, select_records, table_of
 from integrations.store.session import StoreSession
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-
-class _Table(Protocol):
-    id: int | None
-
-
-M = TypeVar("M", bound=_Table)
 
 # PostgreSQL accepts at most 32,767 bind parameters per statement and SQLite 32,766; a batch is one parameter
 # per key, so 1,000 keeps every statement far below either limit (and the plans small).
@@ -48,11 +42,13 @@ class BatchLoader(DataLoader[K, V]):
         self.store = store
 
 
-class ByIdLoader(BatchLoader[int, M | None]):
-    """Rows of `model` by primary key: one ``WHERE id IN (...)`` per batch, None for a missing id."""
+class ByIdLoader(BatchLoader[int, R | None]):
+    """Records of a table by primary key (`integrations/store/records.py`): one ``WHERE id IN (...)`` per batch, None
+    for a missing id."""
 
-    model: type[M]
+    record: type[R]
 
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[M | None]:
-        rows = await self.store.scalars(select(self.model).where(col(self.model.id).in_(keys)))
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[R | None]:
+        statement = select_records(self.record).where(table_of(self.record).c.id.in_(keys))
+        rows = await self.store.records(statement, self.record)
         return one_per_key(keys, rows, lambda row: row.id)

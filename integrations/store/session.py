@@ -12,7 +12,7 @@ there deadlocked the pool under load once every connection belonged to a request
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from integrations.errors import StoreUnavailableError
 from integrations.store.tags import read_tags
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class StoreSession:
@@ -40,6 +41,15 @@ class StoreSession:
         if self.reads is not None:
             self.reads |= read_tags(statement, rows)
         return rows
+
+    async def records(self, statement: Select[Any], record: Callable[..., R]) -> list[R]:
+        """`record(*row)` for each row of `statement` (see `records.py`): read-only values, no ORM entities."""
+        async with self._read() as session:
+            rows = (await session.execute(statement)).all()
+        values = [record(*row) for row in rows]
+        if self.reads is not None:
+            self.reads |= read_tags(statement, values)
+        return values
 
     async def scalar(self, statement: Select[T]) -> T | None:
         async with self._read() as session:

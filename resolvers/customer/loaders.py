@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from integrations.store.models import Customer
+from integrations.store.records import CustomerRecord
 from resolvers.batching import ByIdLoader
 
 
-class CustomerByIdLoader(ByIdLoader[Customer]):
-    model = Customer
+class CustomerByIdLoader(ByIdLoader[CustomerRecord]):
+    record = CustomerRecord

@@ -9,19 +9,21 @@ from sqlalchemy import Select, func
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from integrations.store.models import Order, OrderLine, OutboxEmail
+from integrations.store.models import Order, OutboxEmail
+from integrations.store.records import OrderLineRecord, OrderRecord, select_records, table_of
 from resolvers.batching import BatchLoader, ByIdLoader, many_per_key
 from resolvers.pagination import Page, PageRequest, to_page
 
 
-class OrderByIdLoader(ByIdLoader[Order]):
-    model = Order
+class OrderByIdLoader(ByIdLoader[OrderRecord]):
+    record = OrderRecord
 
 
-class OrderLinesByOrderIdLoader(BatchLoader[int, list[OrderLine]]):
-    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[OrderLine]]:
-        statement = select(OrderLine).where(col(OrderLine.order_id).in_(keys)).order_by(col(OrderLine.id))
-        return many_per_key(keys, await self.store.scalars(statement), lambda row: row.order_id)
+class OrderLinesByOrderIdLoader(BatchLoader[int, list[OrderLineRecord]]):
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[list[OrderLineRecord]]:
+        lines = table_of(OrderLineRecord)
+        statement = select_records(OrderLineRecord).where(lines.c.order_id.in_(keys)).order_by(lines.c.id)
+        return many_per_key(keys, await self.store.records(statement, OrderLineRecord), lambda row: row.order_id)
 
 
 class OrdersByCustomerIdLoader(BatchLoader[tuple[int, PageRequest], Page[Order]]):

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from integrations.store.models import Product
+from integrations.store.records import ProductRecord
 from resolvers.batching import ByIdLoader
 
 
-class ProductByIdLoader(ByIdLoader[Product]):
-    model = Product
+class ProductByIdLoader(ByIdLoader[ProductRecord]):
+    record = ProductRecord

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from integrations.store import models
+from integrations.store.records import CustomerRecord
 from resolvers.access.rules import CUSTOMERS_READ, ORDERS_READ, OWNER
 from schema.cache_control import PRIVATE, max_age
 from schema.context import Info
@@ -30,7 +31,7 @@ class Customer(Node):
     created_at: datetime = strawberry.field(description="When the customer was created (UTC, ISO 8601).")
 
     @classmethod
-    def from_row(cls, row: models.Customer) -> Customer:
+    def from_row(cls, row: models.Customer | CustomerRecord) -> Customer:
         assert row.id is not None
         return cls(
             id=strawberry.ID(encode_id("Customer", row.id)),

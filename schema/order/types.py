@@ -6,6 +6,7 @@ from datetime import datetime
 import strawberry
 
 from integrations.store import models
+from integrations.store.records import OrderLineRecord, OrderRecord
 from schema.cache_control import INHERIT, max_age
 from schema.context import Info
 from schema.customer.types import Customer
@@ -31,7 +32,7 @@ class OrderLine:
     """Set by `Order.prefetch`; otherwise `product` loads it."""
 
     @classmethod
-    def from_row(cls, row: models.OrderLine, currency: str) -> OrderLine:
+    def from_row(cls, row: models.OrderLine | OrderLineRecord, currency: str) -> OrderLine:
         return cls(
             product_pk=row.product_id,
             quantity=row.quantity,
@@ -67,7 +68,7 @@ class Order(Node):
     """Both set by `prefetch`; otherwise `customer` and `lines` load them."""
 
     @classmethod
-    def from_row(cls, row: models.Order) -> Order:
+    def from_row(cls, row: models.Order | OrderRecord) -> Order:
         assert row.id is not None
         return cls(
             id=strawberry.ID(encode_id("Order", row.id)),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import strawberry
 
 from integrations.store import models
+from integrations.store.records import ProductRecord
 from schema.cache_control import max_age
 from schema.ids import encode_id
 from schema.money import Money
@@ -19,7 +20,7 @@ class Product(Node):
     stock: int = strawberry.field(description="Units in stock (never negative).")
 
     @classmethod
-    def from_row(cls, row: models.Product) -> Product:
+    def from_row(cls, row: models.Product | ProductRecord) -> Product:
         assert row.id is not None
         return cls(
             id=strawberry.ID(encode_id("Product", row.id)),
