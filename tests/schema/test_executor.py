@@ -41,6 +41,16 @@ class Price:
     currency: str
 
 
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Maker(Named):  # implements an interface: Strawberry gives it an is_type_of check
+    founded: int
+
+
 @strawberry.type
 class Item:
     name: str
@@ -49,6 +59,8 @@ class Item:
     kind: Kind
     added: datetime
     price: Price
+    discount: Price | None
+    maker: Maker
 
     @strawberry.field
     def shout(self) -> str:
@@ -65,12 +77,22 @@ class Item:
 
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-GOOD = Item(name="a", nickname=None, count=1, kind=Kind.BOOK, added=WHEN, price=Price(amount=5, currency="USD"))
+FIVE = Price(amount=5, currency="USD")
+GOOD = Item(
+    name="a",
+    nickname=None,
+    count=1,
+    kind=Kind.BOOK,
+    added=WHEN,
+    price=FIVE,
+    discount=None,
+    maker=Maker(name="m", founded=1900),
+)
+FIELDS = ("name", "nickname", "count", "kind", "added", "price", "discount", "maker")
 
 
 def item(**changes: Any) -> Item:
-    values = {name: getattr(GOOD, name) for name in ("name", "nickname", "count", "kind", "added", "price")}
-    return Item(**(values | changes))
+    return Item(**({name: getattr(GOOD, name) for name in FIELDS} | changes))
 
 
 ITEMS = {
@@ -81,6 +103,11 @@ ITEMS = {
     "not-a-date": [item(added="yesterday")],
     "wrong-type": [item(count="three")],
     "null-price-amount": [item(price=Price(amount=None, currency="USD"))],  # type: ignore[arg-type]
+    "null-price": [GOOD, item(price=None)],
+    "discounted": [item(discount=FIVE), GOOD],
+    "null-discount-amount": [item(discount=Price(amount=None, currency="USD"))],  # type: ignore[arg-type]
+    "maker-not-a-maker": [item(maker=FIVE)],
+    "maker-with-bad-year": [item(maker=Maker(name="m", founded=2**40))],
 }
 
 
@@ -107,6 +134,9 @@ SELECTIONS = [
     "{ n: name name n2: name ... on Item { count kind } ...F price { amount currency __typename } }",
     "{ name @skip(if: $yes) count @include(if: $yes) kind @include(if: false) nickname }",
     "{ broken name price { amount } }",
+    "{ price { amount } discount { currency amount } maker { name founded __typename } name }",
+    "{ maker { ... on Named { name } ... on Maker { founded } } p: price { c: currency } price { amount } }",
+    "{ discount { amount } later count }",
 ]
 
 
