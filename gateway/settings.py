@@ -42,7 +42,9 @@ class Settings(BaseSettings):
         le=3600,
         description="seconds shutdown waits for in-flight requests, then as long again for the email worker",
     )
-    db_pool_size: int = Field(10, alias="GATEWAY_DB_POOL_SIZE", ge=1, le=500)
+    db_pool_size: int = Field(
+        20, alias="GATEWAY_DB_POOL_SIZE", ge=1, le=500, description="database connections kept per worker"
+    )
     max_body_bytes: int = Field(100_000, alias="GATEWAY_MAX_BODY_BYTES", ge=1_000)
     document_cache_size: int = Field(1_000, alias="GATEWAY_DOCUMENT_CACHE_SIZE", ge=0)
     graphiql: bool | None = Field(None, alias="GATEWAY_GRAPHIQL", description="default: on in development only")

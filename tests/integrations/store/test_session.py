@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import col, select
 
-from integrations.store.engine import create_sessionmaker
+from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.models import Customer
 from integrations.store.session import StoreSession
 
@@ -58,3 +59,26 @@ async def test_a_failed_read_leaves_the_session_and_its_rows_usable(engine: Asyn
     assert ada.name == "Ada"  # still loaded: no lazy refresh (which would fail outside a greenlet)
     assert await store.scalar(select(Customer.email)) == "ada@example.com"
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_concurrent_reads_reuse_the_pools_connections(sqlite_url: str) -> None:
+    """Connections are kept up to the pool size: SQLite's default pool kept 5 and reopened the rest, each in a new
+    thread with its PRAGMAs, whenever more requests than that read at once."""
+    engine = create_engine(sqlite_url, pool_size=8)
+    connects = 0
+
+    def count(*_args: object) -> None:
+        nonlocal connects
+        connects += 1
+
+    event.listen(engine.sync_engine, "connect", count)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        for _ in range(5):
+            stores = [StoreSession(sessionmaker) for _ in range(8)]
+            await asyncio.gather(*(store.rows(text("SELECT 1")) for store in stores))
+            await asyncio.gather(*(store.close() for store in stores))
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+    assert 1 <= connects <= 8
