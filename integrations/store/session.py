@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
 from integrations.errors import StoreUnavailableError
@@ -31,6 +31,7 @@ R = TypeVar("R")
 class StoreSession:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, record_reads: bool = False) -> None:
         self._session = sessionmaker()
+        self._engine = _engine_of(self._session)
         self._lock = asyncio.Lock()
         self.reads: set[str] | None = set() if record_reads else None
         """With `record_reads`: the tags (see `tags.py`) of every row and listing read, for the response cache."""
@@ -44,8 +45,10 @@ class StoreSession:
 
     async def records(self, statement: Select[Any], record: Callable[..., R]) -> list[R]:
         """`record(*row)` for each row of `statement` (see `records.py`): read-only values, no ORM entities."""
-        async with self._read() as session:
-            rows = (await session.execute(statement)).all()
+        async with self._lock, _translate(), self._engine.connect() as connection:
+            # Past the ORM session: a connection of the pool for this statement alone. Closing it ends its
+            # transaction with one rollback, where the session's commit was followed by the pool's reset as well.
+            rows = (await connection.execute(statement)).all()
         values = [record(*row) for row in rows]
         if self.reads is not None:
             self.reads |= read_tags(statement, values)
@@ -94,6 +97,12 @@ class StoreSession:
         inside one, and closing under it raised IllegalStateChangeError out of the request (a 500)."""
         async with self._lock:
             await self._session.close()
+
+
+def _engine_of(session: AsyncSession) -> AsyncEngine:
+    bind = session.bind
+    assert isinstance(bind, AsyncEngine), "a store session is bound to the store's engine"
+    return bind
 
 
 @asynccontextmanager
