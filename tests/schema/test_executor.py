@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,23 @@ class Item:
     def broken(self) -> str | None:
         raise ValueError("broken resolver")
 
+    @strawberry.field
+    def where(self, info: strawberry.Info) -> str:
+        return f"{info.field_name} at {info.path.key} of {info.path.prev.key if info.path.prev else None}"
+
+    @strawberry.field(graphql_type=str)
+    def eventually(self) -> str | Awaitable[str]:  # a synchronous resolver handing back an awaitable
+        return _later(self.name)
+
+    @strawberry.field
+    def missing(self) -> str:
+        return None  # type: ignore[return-value]  # graphql-core's null check must still apply
+
+
+async def _later(name: str) -> str:
+    await asyncio.sleep(0)
+    return f"eventually {name}"
+
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FIVE = Price(amount=5, currency="USD")
@@ -137,6 +154,9 @@ SELECTIONS = [
     "{ price { amount } discount { currency amount } maker { name founded __typename } name }",
     "{ maker { ... on Named { name } ... on Maker { founded } } p: price { c: currency } price { amount } }",
     "{ discount { amount } later count }",
+    "{ where w: where eventually name }",
+    "{ name missing }",
+    "{ shout broken where }",
 ]
 
 
