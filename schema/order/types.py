@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
@@ -96,23 +97,19 @@ class Order(Node):
         if not orders:
             return
         loaders = info.context.loaders
-        customers = (
-            loaders.customer_by_id.load_many([order.customer_pk for order in orders])
-            if selects(info, *path, "customer")
-            else None
+        wants_customer, wants_lines = selects(info, *path, "customer"), selects(info, *path, "lines")
+        # Both batches are queued before either is awaited, so they run side by side as they did field by field.
+        customers, lines = await asyncio.gather(
+            loaders.customer_by_id.load_many([order.customer_pk for order in orders] if wants_customer else []),
+            loaders.order_lines_by_order_id.load_many([order.pk for order in orders] if wants_lines else []),
         )
-        lines = (
-            loaders.order_lines_by_order_id.load_many([order.pk for order in orders])
-            if selects(info, *path, "lines")
-            else None
-        )
-        if customers is not None:
-            for order, customer in zip(orders, await customers, strict=True):
+        if wants_customer:
+            for order, customer in zip(orders, customers, strict=True):
                 assert customer is not None, "order.customer_id is a foreign key"
                 order.loaded_customer = Customer.from_row(customer)
-        if lines is None:
+        if not wants_lines:
             return
-        for order, rows in zip(orders, await lines, strict=True):
+        for order, rows in zip(orders, lines, strict=True):
             order.loaded_lines = [OrderLine.from_row(row, order.total.currency) for row in rows]
         if selects(info, *path, "lines", "product"):
             all_lines = [line for order in orders for line in order.loaded_lines or ()]
