@@ -8,6 +8,7 @@ from integrations.errors import ErrorCode, InputErrors, UserInputError
 from integrations.store.models import EMAIL_MAX, NAME_MAX, Customer
 from integrations.store.session import StoreSession
 from resolvers import validation
+from resolvers.customer.data import is_erased
 from resolvers.integrity import not_found, reporting_duplicates
 
 
@@ -55,6 +56,9 @@ async def update_customer(store: StoreSession, customer_id: int, changes: Custom
             customer = await session.get(Customer, customer_id, populate_existing=True)
             if customer is None:
                 raise not_found("customer")
+            if is_erased(customer):  # its personal data is gone for good: nothing may bring it back
+                message = "this customer's personal data was erased; the customer can no longer be changed"
+                raise InputErrors([UserInputError("id", message, code=ErrorCode.INVALID_STATE)])
             if clean.email is not None:
                 customer.email = clean.email
             if clean.name is not None:

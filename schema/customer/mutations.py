@@ -51,7 +51,8 @@ class CustomerMutation:
         return CreateCustomerPayload(customer=Customer.from_row(row), user_errors=[])
 
     @strawberry.mutation(
-        description="Change a customer's name or email (a customer may change its own).",
+        description="Change a customer's name or email (a customer may change its own). An erased customer "
+        "cannot be changed: INVALID_STATE on `id`.",
         directives=[requires(CUSTOMERS_WRITE, ROLE_CUSTOMER)],
     )
     async def update_customer(self, info: Info, input: UpdateCustomerInput) -> UpdateCustomerPayload:

@@ -307,6 +307,23 @@ async def test_erasing_twice_changes_nothing_more(shop: Shop) -> None:
     assert [(r["outcome"], r["targets"]) for r in audit] == [("OK", shop.ada), ("OK", shop.ada)]
 
 
+UPDATE_CUSTOMER = """mutation($i: UpdateCustomerInput!) {
+  updateCustomer(input: $i) { customer { name email } userErrors { field message code } }
+}"""
+
+
+@pytest.mark.parametrize("change", [{"email": "ada.again@example.com"}, {"name": "Ada Lovelace"}, {}])
+async def test_an_erased_customer_cannot_be_given_personal_data_again(shop: Shop, change: dict[str, str]) -> None:
+    await shop.erase(shop.ada)
+    before = await table_rows(shop.client, "customer")
+
+    body = await shop.run(UPDATE_CUSTOMER, {"i": {"id": shop.ada, **change}})
+
+    assert body["data"]["updateCustomer"]["customer"] is None
+    assert [(e["field"], e["code"]) for e in body["data"]["updateCustomer"]["userErrors"]] == [("id", "INVALID_STATE")]
+    assert await table_rows(shop.client, "customer") == before
+
+
 async def test_erasure_drops_cached_answers_that_held_the_data(shop: Shop) -> None:
     async def ask(query: str, variables: dict[str, Any]) -> tuple[str, Any]:
         response = await shop.client.post(query, variables)
