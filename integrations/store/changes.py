@@ -109,9 +109,16 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
             pending |= row_tags(row)
 
 
+UNANNOUNCED = {"announce_changes": False}
+"""Execution options of a write no answer can reflect (an API key's last use, which no field exposes): the feed does
+not hear of it. Every tag announced empties every instance's near cache, so such a write would only cost hits."""
+
+
 @event.listens_for(TrackedSession, "do_orm_execute")
 def _do_orm_execute(state: ORMExecuteState) -> None:
     if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get("announce_changes", True) is False:
         return
     pending = _pending(state.session)
     if pending is not None and isinstance(state.statement, UpdateBase):

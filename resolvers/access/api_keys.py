@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from integrations.errors import ErrorCode, NotFoundError, UserInputError
+from integrations.store.changes import UNANNOUNCED
 from integrations.store.models import API_KEY_ID_LENGTH, NAME_MAX, SCOPES_MAX, ApiKey
 from integrations.store.session import StoreSession
 from integrations.store.types import utcnow
@@ -341,7 +342,7 @@ class ApiKeys:
                             update(ApiKey)
                             .where(col(ApiKey.public_id) == public_id, or_(last_used.is_(None), last_used < used_at))
                             .values(last_used_at=used_at)
-                            .execution_options(synchronize_session=False)
+                            .execution_options(synchronize_session=False, **UNANNOUNCED)
                         )
             except Exception:
                 logger.warning("could not record the last use of %d API key(s)", len(batch), exc_info=True)

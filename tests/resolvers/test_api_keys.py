@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from integrations.errors import ErrorCode, UserInputError
+from integrations.store.changes import ChangeFeed
 from integrations.store.engine import create_sessionmaker
 from integrations.store.models import metadata
 from resolvers.access.api_keys import (
@@ -271,6 +272,28 @@ async def test_last_use_is_written_in_the_background_at_most_once_a_minute(
     assert (await stored_row(engine, public_id))["last_used_at"] == T0 + timedelta(seconds=60)
     [listed] = await list_api_keys(sessionmaker)
     assert listed.last_used_at == T0 + timedelta(seconds=60)
+
+
+async def test_a_last_use_write_announces_no_change(engine: AsyncEngine, clock: Clock) -> None:
+    """No answer shows a key's last use, and every announced change empties every instance's near cache."""
+    feed = ChangeFeed()
+    heard: list[frozenset[str]] = []
+
+    async def listen(tags: frozenset[str]) -> None:
+        heard.append(tags)
+
+    feed.listen(listen)
+    tracked_sessions = create_sessionmaker(engine, changes=feed)
+    created = await create_api_key(tracked_sessions, "acme", "orders:read")
+    await feed.drain()
+    assert heard  # creating a key is announced, as every write is
+    heard.clear()
+    api_keys = ApiKeys(tracked_sessions, ttl=5.0, touch_interval=60.0, clock=clock, now=clock.now)
+    assert await api_keys.principal(created.key) is not None
+    await api_keys.drain()
+    await feed.drain()
+    assert (await stored_row(engine, created.record.public_id))["last_used_at"] == T0
+    assert heard == []
 
 
 async def test_last_use_never_moves_backwards(sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
