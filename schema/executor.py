@@ -73,10 +73,10 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         if plan is None:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
         values: dict[str, Any] = {}
-        for response_name, _fields, leaf in plan:
-            if not isinstance(leaf, _Leaf):
+        for response_name, _fields, entry in plan:
+            if not isinstance(entry, _Leaf):
                 continue
-            value = _complete(leaf, source_value)
+            value = _complete(entry, source_value)
             if value is Undefined:  # an error: let graphql-core raise it, located as always
                 return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
             values[response_name] = value
@@ -98,14 +98,14 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for response_name, field_details_list, leaf in plan:
-                if isinstance(leaf, _Leaf):
+            for response_name, field_details_list, entry in plan:
+                if isinstance(entry, _Leaf):
                     results[response_name] = values[response_name]
                     continue
                 field_path = Path(path, response_name, parent_type.name)
-                if isinstance(leaf, _Object):
+                if isinstance(entry, _Object):
                     result = self._execute_object(
-                        leaf, parent_type, source_value, field_details_list, field_path, position_context
+                        entry, parent_type, source_value, field_details_list, field_path, position_context
                     )
                 else:
                     result = self.execute_field(
@@ -187,7 +187,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                 (name, fields, _short_path(parent_type, fields[0].node.name.value))
                 for name, fields in grouped_field_set.items()
             ]
-            if all(leaf is None for _name, _fields, leaf in plan):
+            if all(entry is None for _name, _fields, entry in plan):
                 plan = None
         self._plans[id(grouped_field_set)] = (grouped_field_set, plan)  # kept alive so that its id stays unique
         return plan
