@@ -42,8 +42,12 @@ class Settings(BaseSettings):
         le=3600,
         description="seconds shutdown waits for in-flight requests, then as long again for the email worker",
     )
-    db_pool_size: int = Field(
-        20, alias="GATEWAY_DB_POOL_SIZE", ge=1, le=500, description="database connections kept per worker"
+    db_pool_size: int | None = Field(
+        None,
+        alias="GATEWAY_DB_POOL_SIZE",
+        ge=1,
+        le=500,
+        description="database connections kept per worker (default: 10 on PostgreSQL, 20 for a SQLite file)",
     )
     max_body_bytes: int = Field(100_000, alias="GATEWAY_MAX_BODY_BYTES", ge=1_000)
     document_cache_size: int = Field(1_000, alias="GATEWAY_DOCUMENT_CACHE_SIZE", ge=0)

@@ -78,6 +78,11 @@ class Loaders:
     payment_by_order_id: PaymentByOrderIdLoader
     provider_payment_by_reference: ProviderPaymentByReferenceLoader
 
+    def forget(self) -> None:
+        """Drop every loader's cached results (after a write: the loaders hold read-only copies of rows)."""
+        for loader in fields(self):
+            getattr(self, loader.name).clear_all()
+
     @classmethod
     def create(cls, store: StoreSession, services: Services) -> Loaders:
         loaders = cls._create(store, services)

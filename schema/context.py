@@ -22,6 +22,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders.create(self.store, self.services)
+        self.store.after_write(self.loaders.forget)  # a later field of the same operation reads what was written
 
 
 Info = StrawberryInfo[Context, None]

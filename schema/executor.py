@@ -17,7 +17,7 @@ Every other field (resolvers, lists, interfaces and unions) is executed by graph
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -76,7 +76,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         for response_name, _fields, entry in plan:
             if not isinstance(entry, _Leaf):
                 continue
-            value = _complete(entry, source_value)
+            value = _complete(entry, source_value, self.is_awaitable)
             if value is Undefined:  # an error: let graphql-core raise it, located as always
                 return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
             values[response_name] = value
@@ -138,6 +138,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             value = entry.read(source)
         except Exception:
             return self.execute_field(parent_type, source, field_details_list, path, position_context)
+        if value is Undefined:
+            value = None
         if value is None and not isinstance(entry.field.type, GraphQLNonNull):
             return None
         if value is None or isinstance(value, Exception) or self.is_awaitable(value):
@@ -145,10 +147,15 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         is_type_of = entry.type.is_type_of
         if is_type_of is not None:
             info = self.build_resolve_info(entry.field, to_nodes(field_details_list), parent_type, path)
-            if is_type_of(value, info) is not True:
+            matches = is_type_of(value, info)
+            if matches is not True:
+                if isinstance(matches, Coroutine):
+                    matches.close()  # asked again, and awaited, by `execute_field`
                 return self.execute_field(parent_type, source, field_details_list, path, position_context)
         try:
-            completed = self.collect_and_execute_subfields(entry.type, field_details_list, path, value, None)
+            completed = self.collect_and_execute_subfields(
+                entry.type, field_details_list, path, value, position_context
+            )
         except Exception as raw_error:
             self.handle_field_error(raw_error, entry.field.type, field_details_list, path)
             return None
@@ -193,13 +200,13 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         return plan
 
 
-def _complete(leaf: _Leaf, source: Any) -> Any:
+def _complete(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool]) -> Any:
     """The field's completed value, or Undefined where graphql-core would raise (or might: anything unusual)."""
     try:
         value = leaf.read(source)
         if value is None or value is Undefined:
             return Undefined if leaf.non_null else None
-        if isinstance(value, Exception):
+        if isinstance(value, Exception) or is_awaitable(value):  # graphql-core raises the one, awaits the other
             return Undefined
         coerced = leaf.type.coerce_output_value(value)
     except Exception:

@@ -10,14 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from integrations.store.changes import ChangeFeed, tracked
 
+POOL_SIZE = {"postgresql": 10, "sqlite": 20}
+"""Connections kept per process by default. A PostgreSQL server has its own limit (100 by default) to share
+between workers; a SQLite file's connections cost only a thread each."""
 
-def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
+
+def create_engine(url: str, *, pool_size: int | None = None, echo: bool = False) -> AsyncEngine:
     """Create the engine for `url`; SQLite connections get foreign keys, WAL and a busy timeout.
 
-    The pool keeps `pool_size` connections and lends as many again in bursts; a connection lent beyond
-    `pool_size` is closed when it comes back, so the pool should cover the requests a worker serves at once.
+    The pool keeps `pool_size` connections (`POOL_SIZE` when None) and lends as many again in bursts; a connection
+    lent beyond `pool_size` is closed when it comes back, so the pool should cover the requests a worker serves at
+    once.
     """
     parsed = make_url(url)
+    if pool_size is None:
+        pool_size = POOL_SIZE.get(parsed.get_backend_name(), 10)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}

@@ -33,6 +33,7 @@ class StoreSession:
         self._session = sessionmaker()
         self._engine = _engine_of(self._session)
         self._lock = asyncio.Lock()
+        self._after_write: list[Callable[[], None]] = []
         self.reads: set[str] | None = set() if record_reads else None
         """With `record_reads`: the tags (see `tags.py`) of every row and listing read, for the response cache."""
 
@@ -91,6 +92,13 @@ class StoreSession:
             except BaseException:
                 await self._session.rollback()
                 raise
+        for callback in self._after_write:
+            callback()
+
+    def after_write(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after each committed `transaction`: what was read before may have changed (the request's
+        loaders forget what they hold)."""
+        self._after_write.append(callback)
 
     async def close(self) -> None:
         """Close once no statement is in flight: a resolver task the executor abandoned or cancelled may still be

@@ -53,7 +53,9 @@ async def update_customer(store: StoreSession, customer_id: int, changes: Custom
     clean = _clean(changes)
     with reporting_duplicates("customer", "email"):
         async with store.transaction() as session:
-            customer = await session.get(Customer, customer_id, populate_existing=True)
+            # Locked (on PostgreSQL; SQLite has one writer): an erasure committing between this read and the write
+            # would otherwise be undone by it.
+            customer = await session.get(Customer, customer_id, populate_existing=True, with_for_update=True)
             if customer is None:
                 raise not_found("customer")
             if is_erased(customer):  # its personal data is gone for good: nothing may bring it back

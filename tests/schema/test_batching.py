@@ -123,3 +123,33 @@ async def test_a_listed_order_reads_as_the_same_order_fetched_alone(seeded: Grap
             f"query($id: ID!) {{ order(id: $id) {{ id {ORDER_SHAPE} }} }}", {"id": edge["node"]["id"]}
         )
         assert alone["order"] == edge["node"]
+
+
+FIRST_ORDER = "{ orders(first: 1) { edges { node { id customer { id name email } } } } }"
+
+
+async def test_a_field_after_a_write_reads_what_was_written(seeded: GraphQLClient) -> None:
+    """Loaders keep read-only copies for the request; a committed write makes them forget, so a later mutation
+    field of the same operation does not answer from a copy read before the write."""
+    node = (await seeded.execute(FIRST_ORDER))["orders"]["edges"][0]["node"]
+    document = """mutation($o: ID!, $c: ID!) {
+      a: cancelOrder(input: {orderId: $o}) { order { customer { name } } }
+      b: updateCustomer(input: {id: $c, name: "Renamed"}) { customer { name } userErrors { code } }
+      c: cancelOrder(input: {orderId: $o}) { order { customer { name } } }
+    }"""
+    data = await seeded.execute(document, {"o": node["id"], "c": node["customer"]["id"]})
+    assert data["a"]["order"]["customer"]["name"] == node["customer"]["name"] != "Renamed"
+    assert data["b"] == {"customer": {"name": "Renamed"}, "userErrors": []}
+    assert data["c"]["order"]["customer"]["name"] == "Renamed"
+
+
+async def test_an_erasure_is_not_undone_by_a_later_field_of_the_same_operation(seeded: GraphQLClient) -> None:
+    node = (await seeded.execute(FIRST_ORDER))["orders"]["edges"][0]["node"]
+    document = """mutation($o: ID!, $c: ID!) {
+      a: cancelOrder(input: {orderId: $o}) { order { customer { email } } }
+      b: eraseCustomer(customerId: $c) { customer { name email } }
+      c: cancelOrder(input: {orderId: $o}) { order { customer { name email } } }
+    }"""
+    data = await seeded.execute(document, {"o": node["id"], "c": node["customer"]["id"]})
+    assert data["a"]["order"]["customer"]["email"] == node["customer"]["email"]
+    assert data["c"]["order"]["customer"] == data["b"]["customer"] != node["customer"]

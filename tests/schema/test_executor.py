@@ -21,6 +21,8 @@ import strawberry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes, queries
+from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from integrations.store.session import StoreSession
@@ -252,3 +254,55 @@ MEANINGFUL: dict[str, st.SearchStrategy[graphql.ValueNode]] = {
 async def test_generated_queries_are_answered_the_same(uncached: GraphQLClient, document: str) -> None:
     answered, expected = await answers(uncached, document)
     assert answered == expected, document
+
+
+@strawberry.type
+class Parcel:
+    label: str
+    contents: JSON
+    total: Price
+
+
+def _contents() -> asyncio.Future[dict[str, int]]:
+    """An awaitable that, unlike a coroutine, may go unawaited when a document does not select it."""
+    future: asyncio.Future[dict[str, int]] = asyncio.get_running_loop().create_future()
+    future.set_result({"x": 1})
+    return future
+
+
+@strawberry.type
+class DeferQuery:
+    @strawberry.field
+    def parcel(self) -> Parcel:
+        return Parcel(label="a", contents=_contents(), total=FIVE)  # type: ignore[arg-type]  # awaited, not sent
+
+
+async def delivered(execution_context_class: type[Any], document: str) -> list[Any]:
+    """Every payload of an operation, incremental ones included, as plain data."""
+    schema = strawberry.Schema(
+        DeferQuery,
+        execution_context_class=execution_context_class,
+        config=StrawberryConfig(enable_experimental_incremental_execution=True),
+    )
+    result = await schema.execute(document)
+    if not hasattr(result, "initial_result"):
+        return [result.data, [error.formatted for error in result.errors or []]]
+    initial = result.initial_result
+    payloads: list[Any] = [initial.data, initial.errors, [(p.id, p.path, p.label) for p in initial.pending or []]]
+    async for subsequent in result.subsequent_results:  # type: ignore[attr-defined]
+        payloads.append([(item.data, item.errors) for item in subsequent.incremental or []])
+        payloads.append([(done.id, done.errors) for done in subsequent.completed or []])
+    return payloads
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "{ parcel { label contents total { amount } } }",
+        '{ parcel { total { amount } ... @defer(label: "A") { total { currency } } } }',
+        '{ parcel { label ... @defer(label: "A") { total { amount ... @defer(label: "B") { currency } } } } }',
+    ],
+)
+async def test_deferred_and_awaited_fields_are_delivered_as_graphql_core_delivers_them(document: str) -> None:
+    expected = await delivered(StrawberryGraphQLCoreExecutionContext, document)
+    assert await delivered(Executor, document) == expected
