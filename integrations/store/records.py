@@ -4,8 +4,9 @@ An ORM entity costs about 7 µs a row to load (instance state, identity map, SQL
 with its customers, lines and products loads 350 of them. A record is a slotted dataclass built from a Core row
 in about 1 µs. Records are for reading only: writes load the models, in a transaction.
 
-A record's fields are its table's columns, in order (a test keeps them in step with the migrations), and its
-`__tablename__` and `id` give the response cache the entity tags it gives an entity (`tags.read_tags`).
+A record's fields are its table's columns, in order (tests compare them with the models, and the models with the
+migrations), and its `__tablename__` and `id` give the response cache the entity tags it gives an entity
+(`tags.read_tags`). After a write, the request's loaders forget the records they hold (`StoreSession.after_write`).
 """
 
 from __future__ import annotations

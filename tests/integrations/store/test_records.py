@@ -1,4 +1,5 @@
-"""Records mirror their tables, so a migration that adds a column cannot leave a loader reading a stale shape."""
+"""Records mirror their tables' models (which `test_migrations.py` compares with the migrations), so a column added
+to a table cannot leave a loader reading a stale shape."""
 
 from __future__ import annotations
 
