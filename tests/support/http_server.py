@@ -20,20 +20,15 @@ import contextlib
 import socket
 from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support.live_server import bound_port, serving
-
-HOST = "127.0.0.1"
+from tests.support.live_server import HOST, LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -54,33 +49,17 @@ class Received:
     client_port: int  # the client's side of the TCP connection: equal ports mean a reused connection
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     def __init__(self) -> None:
         self.default = Reply()
         self.received: list[Received] = []
         self._script: deque[Reply] = deque()
         self._release = asyncio.Event()
-        self._server: uvicorn.Server | None = None
-        self._serving: AbstractAsyncContextManager[uvicorn.Server] | None = None
-        self.port = 0
-        app = Starlette(
-            routes=[Route("/{path:path}", self._handle, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"])]
+        super().__init__(
+            Starlette(
+                routes=[Route("/{path:path}", self._handle, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"])]
+            )
         )
-        self._config = uvicorn.Config(
-            app,
-            host=HOST,
-            port=0,
-            log_level="warning",
-            log_config=None,  # leave the test process's logging alone
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     def script(self, *replies: Reply) -> None:
         self._script.extend(replies)
@@ -98,18 +77,11 @@ class ScriptedServer:
         assert self._server is not None
         return len(self._server.server_state.connections)
 
-    async def __aenter__(self) -> Self:
-        self._serving = serving(self._config)
-        self._server = await self._serving.__aenter__()
-        self.port = bound_port(self._server)
-        return self
-
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._serving is not None
         self._release.set()
-        await self._serving.__aexit__(exc_type, exc, tb)
+        await super().__aexit__(exc_type, exc, tb)
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()

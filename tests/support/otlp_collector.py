@@ -16,12 +16,9 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -32,9 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support.live_server import bound_port, serving
+from tests.support.live_server import LoopbackServer
 
-HOST = "127.0.0.1"
 SERVER = 2
 CLIENT = 3
 """`CollectedSpan.kind` values (OTLP's SPAN_KIND_SERVER, SPAN_KIND_CLIENT); 1 is INTERNAL."""
@@ -53,45 +49,16 @@ class CollectedSpan:
     status_message: str
 
 
-class OTLPCollector:
+class OTLPCollector(LoopbackServer):
+    """The base URL (`url`) is what ``OTEL_EXPORTER_OTLP_ENDPOINT`` takes (the exporter adds ``/v1/traces``)."""
+
     def __init__(self) -> None:
         self.spans: list[CollectedSpan] = []
         self.exports: list[Mapping[str, str]] = []  # each export request's headers (lower-case names)
-        self._server: uvicorn.Server | None = None
-        self._serving: AbstractAsyncContextManager[uvicorn.Server] | None = None
-        self.port = 0
-        app = Starlette(routes=[Route("/v1/traces", self._receive, methods=["POST"])])
-        self._config = uvicorn.Config(
-            app,
-            host=HOST,
-            port=0,
-            log_level="warning",
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-
-    @property
-    def url(self) -> str:
-        """The base URL, as ``OTEL_EXPORTER_OTLP_ENDPOINT`` takes it (the exporter adds ``/v1/traces``)."""
-        return f"http://{HOST}:{self.port}"
+        super().__init__(Starlette(routes=[Route("/v1/traces", self._receive, methods=["POST"])]))
 
     def trace(self, trace_id: str) -> list[CollectedSpan]:
         return [span for span in self.spans if span.trace_id == trace_id]
-
-    async def __aenter__(self) -> Self:
-        self._serving = serving(self._config)
-        self._server = await self._serving.__aenter__()
-        self.port = bound_port(self._server)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._serving is not None
-        await self._serving.__aexit__(exc_type, exc, tb)
 
     async def _receive(self, request: Request) -> Response:
         body = await request.body()
