@@ -29,8 +29,8 @@ from sqlmodel import col
 from gateway.settings import load_settings
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.models import EmailStatus, OutboxEmail
-from resolvers.email.outbox import enqueue
 from tests.conftest import empty_tables, token_for
+from tests.resolvers.email.conftest import enqueue_emails as enqueue_sessions
 from tests.support.gateway_serve import ServedGateway, gateway_serve
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.localstripe import API_KEY
@@ -173,21 +173,9 @@ async def test_a_stuck_request_does_not_hold_shutdown_beyond_the_graceful_timeou
 async def enqueue_emails(store: str, count: int) -> list[str]:
     engine = create_engine(store)
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            rows = [
-                enqueue(
-                    session,
-                    kind="test",
-                    recipient=f"user{n}@example.com",
-                    subject=f"Email {n}",
-                    text_body=f"Hello {n}\n",
-                    html_body=f"<p>Hello {n}</p>",
-                )
-                for n in range(count)
-            ]
+        return await enqueue_sessions(create_sessionmaker(engine), count)
     finally:
         await engine.dispose()
-    return [row.message_id for row in rows]
 
 
 async def outbox(store: str) -> list[OutboxEmail]:

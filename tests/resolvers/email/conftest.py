@@ -8,7 +8,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from integrations.store.engine import create_sessionmaker
 from integrations.store.types import utcnow
+from resolvers.email.outbox import enqueue
 from tests.support.smtp import SMTPServer
+
+
+async def enqueue_emails(sessionmaker: async_sessionmaker[AsyncSession], count: int) -> list[str]:
+    """Commit `count` emails; return their Message-IDs in id order."""
+    async with sessionmaker() as session, session.begin():
+        rows = [
+            enqueue(
+                session,
+                kind="test",
+                recipient=f"user{n}@example.com",
+                subject=f"Email {n}",
+                text_body=f"Hello {n}\n",
+                html_body=f"<p>Hello {n}</p>",
+            )
+            for n in range(count)
+        ]
+    return [row.message_id for row in rows]
 
 
 class Clock:

@@ -23,29 +23,11 @@ from integrations.store import migrate
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.models import EmailStatus, OutboxEmail
 from resolvers.email.delivery import OutboxWorker
-from resolvers.email.outbox import enqueue
-from tests.resolvers.email.conftest import Clock
+from tests.resolvers.email.conftest import Clock, enqueue_emails
 from tests.support.smtp import SMTPServer
 
 SENDER = "Shop <shop@example.com>"
 LEASE = 60.0
-
-
-async def enqueue_emails(sessionmaker: async_sessionmaker[AsyncSession], count: int) -> list[str]:
-    """Commit `count` emails; return their Message-IDs in id order."""
-    async with sessionmaker() as session, session.begin():
-        rows = [
-            enqueue(
-                session,
-                kind="test",
-                recipient=f"user{n}@example.com",
-                subject=f"Email {n}",
-                text_body=f"Hello {n}\n",
-                html_body=f"<p>Hello {n}</p>",
-            )
-            for n in range(count)
-        ]
-    return [row.message_id for row in rows]
 
 
 async def outbox(sessionmaker: async_sessionmaker[AsyncSession]) -> list[OutboxEmail]:
