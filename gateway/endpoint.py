@@ -59,12 +59,12 @@ logger = logging.getLogger("gateway.endpoint")
 GET_OPERATIONS = frozenset({OperationType.QUERY})
 POST_OPERATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 VARY = "Accept, Authorization, X-API-Key"
+"""The request headers an answer depends on: the format and the credentials (`auth/authenticator.py`)."""
 VARY_ENCODED = VARY.encode("latin-1")
 # Enum members' `.value` is a descriptor call: the hit path reads these instead.
 _STATE_VALUES = {state: state.value.encode("latin-1") for state in CacheState}
 _SCOPE_NAMES = {scope: scope.value for scope in CacheScope}
 _AGED = frozenset({CacheState.HIT, CacheState.STALE})
-"""The request headers an answer depends on: the format and the credentials (`auth/authenticator.py`)."""
 
 
 class GraphQLEndpoint:

@@ -78,17 +78,20 @@ class Loaders:
     payment_by_order_id: PaymentByOrderIdLoader
     provider_payment_by_reference: ProviderPaymentByReferenceLoader
 
+    def all(self) -> list[DataLoader[Any, Any]]:
+        return [getattr(self, field.name) for field in fields(self)]
+
     def forget(self) -> None:
         """Drop every loader's cached results (after a write: the loaders hold read-only copies of rows)."""
-        for loader in fields(self):
-            getattr(self, loader.name).clear_all()
+        for loader in self.all():
+            loader.clear_all()
 
     @classmethod
     def create(cls, store: StoreSession, services: Services) -> Loaders:
         loaders = cls._create(store, services)
         if _observers or _scopes:
-            for loader in fields(loaders):
-                _observed(getattr(loaders, loader.name))
+            for loader in loaders.all():
+                _observed(loader)
         return loaders
 
     @classmethod

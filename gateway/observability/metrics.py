@@ -195,10 +195,14 @@ def _upstream_call(upstream: Upstream, call_outcome: str, seconds: float) -> Non
     _upstreams.add(upstream)
     UPSTREAM_CALLS.labels(upstream.name, call_outcome).inc()
     UPSTREAM_SECONDS.labels(upstream.name).observe(seconds)
-    BREAKER_STATE.labels(upstream.name).set(BREAKER_STATES[upstream.breaker.state])
+    _set_breaker_state(upstream)
     record = current.get()
     if record is not None:
         record.upstream_calls += 1
+
+
+def _set_breaker_state(upstream: Upstream) -> None:
+    BREAKER_STATE.labels(upstream.name).set(BREAKER_STATES[upstream.breaker.state])
 
 
 def _loader_batch(loader: str, size: int) -> None:
@@ -246,7 +250,7 @@ def metrics_endpoint(outbox: OutboxBacklog, deltas: Deltas) -> Callable[[Request
         await outbox.refresh()
         deltas.sync()
         for upstream in list(_upstreams):
-            BREAKER_STATE.labels(upstream.name).set(BREAKER_STATES[upstream.breaker.state])
+            _set_breaker_state(upstream)
         directory = multiprocess_dir()
         if directory is not None:
             registry = CollectorRegistry()

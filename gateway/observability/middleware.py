@@ -65,9 +65,7 @@ class Observe:
 
                 async def send_with_id(message: Message) -> None:
                     if message["type"] == "http.response.start":
-                        headers = [*message.get("headers", ()), id_header]
-                        security_headers.add_missing(headers, self.fixed)
-                        message["headers"] = headers
+                        self._add_headers(message, id_header)
                     await send(message)
 
                 await self.app(scope, receive, send_with_id)
@@ -75,6 +73,13 @@ class Observe:
             await self._graphql(scope, receive, send, id_header)
         finally:
             current_request_id.reset(token)
+
+    def _add_headers(self, start: Message, id_header: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+        """The request id, and the fixed headers the answer lacks, onto a response start; returns its headers."""
+        headers = [*start.get("headers", ()), id_header]
+        security_headers.add_missing(headers, self.fixed)
+        start["headers"] = headers
+        return headers
 
     async def _graphql(self, scope: Scope, receive: Receive, send: Send, id_header: tuple[bytes, bytes]) -> None:
         record = Record()
@@ -86,13 +91,10 @@ class Observe:
             nonlocal status, cache
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), id_header]
-                for name, value in headers:
+                for name, value in self._add_headers(message, id_header):
                     if name == X_CACHE:
                         cache = value.decode("latin-1")
                         break
-                security_headers.add_missing(headers, self.fixed)
-                message["headers"] = headers
             await send(message)
 
         try:
