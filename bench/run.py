@@ -442,34 +442,28 @@ def measure(
 ) -> Row:
     """Warm up (checking the first answer), let the server drain, then load it and read its counters."""
     check: Callable[[bytes], str | None] | None = data_checker(expected)
-    if args.warmup > 0:
+
+    def run_load(duration: float) -> LoadResult:
         with load_cpus(server, args):
-            warm = load(
+            return load(
                 generator,
                 server.graphql,
                 body,
                 args,
-                duration=args.warmup,
+                duration=duration,
                 check_first=check,
                 headers=headers,
                 unique_marker=unique_marker,
             )
+
+    if args.warmup > 0:
+        warm = run_load(args.warmup)
         if warm.errors:
             raise BenchError(f"{server.name} {scenario}: errors while warming up: {warm.first_error}")
-        check = None
+        check = None  # the first answer is checked once
     before = sql_totals(server)  # waits until requests abandoned by the warm-up are done
     started = time.monotonic()
-    with load_cpus(server, args):
-        result = load(
-            generator,
-            server.graphql,
-            body,
-            args,
-            duration=args.duration,
-            check_first=check,
-            headers=headers,
-            unique_marker=unique_marker,
-        )
+    result = run_load(args.duration)
     after = sql_totals(server)
     drained = time.monotonic()
     served = after["requests"] - before["requests"]
@@ -558,6 +552,11 @@ HIT_TARGET_VS_BARE = 0.5
 HIT_TARGET_VS_MISS = 20.0
 
 
+def miss_body(body: bytes) -> bytes:
+    """`body` with a variable Q1 ignores, set to `UNIQUE` (which the load generators replace per request)."""
+    return orjson.dumps(orjson.loads(body) | {"variables": {"nonce": UNIQUE}})
+
+
 def cache_rows(
     gateway: Server,
     body: bytes,
@@ -570,7 +569,7 @@ def cache_rows(
 ) -> list[Row]:
     """Q1 as a cache hit, as a miss (looked up, executed, stored), and a bare endpoint serving the same bytes."""
     headers = {"content-type": "application/json", "accept": "application/json"} | PRINCIPAL
-    unique_body = orjson.dumps(orjson.loads(body) | {"variables": {"nonce": UNIQUE}})
+    unique_body = miss_body(body)
     with httpx.Client(timeout=30.0, trust_env=False) as client:
         client.post(gateway.graphql, content=body, headers=headers)
         hit = client.post(gateway.graphql, content=body, headers=headers)
@@ -649,7 +648,7 @@ def scale_rows(
 
     Both are up at once but loaded in turn, in alternating rounds (so a slow spell of a shared machine, or a cache
     warmed by the first, does not favour one of them), and each keeps its median round."""
-    unique_body = orjson.dumps(orjson.loads(body) | {"variables": {"nonce": UNIQUE}})
+    unique_body = miss_body(body)
     rounds: dict[int, list[Row]] = {1: [], 2: []}
     with ExitStack() as stack:
         servers = {
