@@ -1,43 +1,60 @@
-"""graphql-core's executor with a short path for plain fields.
+"""graphql-core's executor with a short path for fields read straight off an object.
 
-Most fields of a typical answer are read straight off an object: `Order.number`, `Order.total`, `Money.amount`.
-For each, graphql-core builds a resolve info, calls Strawberry's default resolver through two wrappers and
-completes the value in several nested calls: a few µs a field, most of a 50-order page's execution. Here such a
-field is read and completed directly.
+Most fields of a typical answer are read straight off an object: `Order.number`, `Order.total`, `Money.amount`,
+an order's prefetched `customer` and `lines`. For each, graphql-core builds a resolve info, calls Strawberry's
+resolver through its wrappers and completes the value in several nested calls: a few µs a field, most of a
+50-order page's execution. Here such a field is read and completed directly.
 
 A field takes the short path when no resolve middleware is installed and it is `__typename`, or a Strawberry field
-without resolver, extension or permission guard whose type is a (non-null) scalar, enum or object type:
+without field extension that is either plain (Strawberry's default resolver) or declared `prefetched` (its resolver
+returns an attribute when set: `schema/prefetched.py`), behind at most the gateway's permission guard, whose check
+is made here; and when its type is a (non-null) scalar, enum, object or list of objects:
 - Scalars and enums: an object's are read and coerced first. They run no code of ours, so reading them early
-  changes nothing. When one would be an error (null for a non-null field, a value the scalar refuses), the whole
-  object is executed by graphql-core instead, which raises exactly the error it always did.
-- Objects: the value's selection is executed at once (`is_type_of` checked), errors located and propagated as
-  `execute_field` does; a null for a non-null field, or anything unusual, goes to `execute_field`.
-Every other field (resolvers, lists, interfaces and unions) is executed by graphql-core, in order, as before.
+  changes nothing. When one would be an error (null for a non-null field, a value the scalar refuses, a guard that
+  refuses), the whole object is executed by graphql-core instead, which raises exactly the error it always did.
+- Objects and lists of objects: the value's selection is executed at once, errors located and propagated as
+  graphql-core does (at the item, then at the list). Anything unusual (a null for a non-null field or item, a value
+  of another class, an awaitable, an unset prefetched attribute, a refusing guard, a deferred fragment, a
+  directive on the field) goes to `execute_field`, which reads the field again.
+Every other field (other resolvers, interfaces and unions, lists of leaves) is executed by graphql-core, in order.
+`tests/schema/test_executor.py` compares both executors on broken values of every kind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
+from functools import partial
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from graphql import (
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLString,
     Undefined,
     is_leaf_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
-from graphql.execution.executor import to_nodes
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
-from schema.permissions import DEFINITION
+from resolvers.access.principal import Principal
+from schema.permissions import DEFINITION, guard_of, permits
+from schema.prefetched import prefetched_attribute
 
 TYPENAME = "__typename"
+STRAWBERRY_IS_TYPE_OF = "GraphQLCoreConverter.from_object.<locals>._get_is_type_of.<locals>.is_type_of"
+
+
+_SLOW = object()
+"""A read's answer when graphql-core must execute the field after all: its guard refuses the principal (the
+resolver raises the error), or nothing was prefetched (the resolver loads)."""
 
 
 class _Leaf(NamedTuple):
@@ -50,9 +67,21 @@ class _Object(NamedTuple):
     read: Callable[[Any], Any]
     type: GraphQLObjectType
     field: GraphQLField
+    accepts: Callable[[Any], bool]
+    """True for a value graphql-core would complete as `type` without a word (no error, nothing to await)."""
 
 
-_Plan = list[tuple[str, FieldDetailsList, _Leaf | _Object | None]]
+class _List(NamedTuple):
+    """A list of objects: `[T]`, `[T!]`, `[T]!` or `[T!]!`."""
+
+    read: Callable[[Any], Any]
+    type: GraphQLObjectType
+    field: GraphQLField
+    item_type: GraphQLOutputType
+    accepts: Callable[[Any], bool]
+
+
+_Plan = list[tuple[str, FieldDetailsList, _Leaf | _Object | _List | None]]
 """Per response key: its fields and, for a short-path field, how to read it (None: graphql-core executes it)."""
 
 
@@ -107,6 +136,10 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                     result = self._execute_object(
                         entry, parent_type, source_value, field_details_list, field_path, position_context
                     )
+                elif isinstance(entry, _List):
+                    result = self._execute_list(
+                        entry, parent_type, source_value, field_details_list, field_path, position_context
+                    )
                 else:
                     result = self.execute_field(
                         parent_type, source_value, field_details_list, field_path, position_context
@@ -123,6 +156,16 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             return results
         return self._gather(results, awaitable_fields)
 
+    def _read(self, entry: _Object | _List, source: Any) -> Any:
+        """The field's value, or `_SLOW` when graphql-core must execute it (also for a null it must reject)."""
+        try:
+            value = entry.read(source)
+        except Exception:
+            return _SLOW
+        if value is None or value is Undefined:
+            return None if not isinstance(entry.field.type, GraphQLNonNull) else _SLOW
+        return value
+
     def _execute_object(
         self,
         entry: _Object,
@@ -134,43 +177,111 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
     ) -> AwaitableOrValue[Any]:
         """An object-typed field read off its source: its selection executed directly, errors handled as
         `execute_field` handles them. Anything unusual goes to `execute_field`, which reads the field again."""
-        try:
-            value = entry.read(source)
-        except Exception:
-            return self.execute_field(parent_type, source, field_details_list, path, position_context)
-        if value is Undefined:
-            value = None
-        if value is None and not isinstance(entry.field.type, GraphQLNonNull):
+        value = self._read(entry, source)
+        if value is None:
             return None
-        if value is None or isinstance(value, Exception) or self.is_awaitable(value):
+        if value is _SLOW or not entry.accepts(value):
             return self.execute_field(parent_type, source, field_details_list, path, position_context)
-        is_type_of = entry.type.is_type_of
-        if is_type_of is not None:
-            info = self.build_resolve_info(entry.field, to_nodes(field_details_list), parent_type, path)
-            matches = is_type_of(value, info)
-            if matches is not True:
-                if isinstance(matches, Coroutine):
-                    matches.close()  # asked again, and awaited, by `execute_field`
-                return self.execute_field(parent_type, source, field_details_list, path, position_context)
         try:
-            completed = self.collect_and_execute_subfields(
-                entry.type, field_details_list, path, value, position_context
-            )
+            completed = self._execute_subfields(entry.type, field_details_list, path, value, position_context)
         except Exception as raw_error:
             self.handle_field_error(raw_error, entry.field.type, field_details_list, path)
             return None
         if self.is_awaitable(completed):
-            return self._await_object(completed, entry.field, field_details_list, path)
+            return self._await_value(completed, entry.field.type, field_details_list, path)
         return completed
 
-    async def _await_object(
-        self, completed: Awaitable[Any], field: GraphQLField, field_details_list: FieldDetailsList, path: Path
+    def _execute_list(
+        self,
+        entry: _List,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> AwaitableOrValue[Any]:
+        """A list of objects read off its source, completed item by item as graphql-core's
+        `complete_iterable_value` does (errors at the item, then at the list); anything unusual in the list (a
+        null, an awaitable, a value of another type) sends the whole field to `execute_field`."""
+        items = self._read(entry, source)
+        if items is None:
+            return None
+        accepts = entry.accepts
+        if type(items) is not list or not all(accepts(item) for item in items):
+            return self.execute_field(parent_type, source, field_details_list, path, position_context)
+        item_type = entry.item_type
+        is_awaitable = self.is_awaitable
+        completed: list[Any] = []
+        awaitable_indices: list[int] = []
+        try:
+            for index, item in enumerate(items):
+                item_path = path.add_key(index, None)
+                try:
+                    value = self._execute_subfields(entry.type, field_details_list, item_path, item, position_context)
+                except Exception as raw_error:
+                    self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+                    value = None
+                else:
+                    if is_awaitable(value):
+                        value = self._await_value(value, item_type, field_details_list, item_path)
+                        awaitable_indices.append(index)
+                completed.append(value)
+        except Exception as raw_error:
+            if awaitable_indices:
+                self.settle_in_background([completed[index] for index in awaitable_indices])
+            self.handle_field_error(raw_error, entry.field.type, field_details_list, path)
+            return None
+        if not awaitable_indices:
+            return completed
+        return self._await_list(completed, awaitable_indices, entry.field.type, field_details_list, path)
+
+    def _execute_subfields(
+        self,
+        type_: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        value: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """`collect_and_execute_subfields`, straight to `execute_fields` unless something is deferred."""
+        grouped_field_set, new_defer_usages, _forbidden = self.collect_subfields(type_, field_details_list)
+        if new_defer_usages or position_context is not None:
+            return self.collect_and_execute_subfields(type_, field_details_list, path, value, position_context)
+        return self.execute_fields(type_, value, path, grouped_field_set, None)
+
+    async def _await_value(
+        self,
+        completed: Awaitable[Any],
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        path: Path,
     ) -> Any:
         try:
             return await completed
         except Exception as raw_error:
-            self.handle_field_error(raw_error, field.type, field_details_list, path)
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
+
+    async def _await_list(
+        self,
+        completed: list[Any],
+        awaitable_indices: list[int],
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> list[Any] | None:
+        try:
+            if len(awaitable_indices) == 1:
+                index = awaitable_indices[0]
+                completed[index] = await completed[index]
+            else:
+                awaited = await gather_with_cancel(*(completed[index] for index in awaitable_indices))
+                for index, value in zip(awaitable_indices, awaited, strict=True):
+                    completed[index] = value
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        return completed
 
     @staticmethod
     async def _gather(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:
@@ -191,7 +302,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         plan: _Plan | None = None
         if self.middleware_manager is None or not self.middleware_manager.middlewares:
             plan = [
-                (name, fields, _short_path(parent_type, fields[0].node.name.value))
+                (name, fields, _short_path(parent_type, fields, self.context_value))
                 for name, fields in grouped_field_set.items()
             ]
             if all(entry is None for _name, _fields, entry in plan):
@@ -204,6 +315,8 @@ def _complete(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool]) -> 
     """The field's completed value, or Undefined where graphql-core would raise (or might: anything unusual)."""
     try:
         value = leaf.read(source)
+        if value is _SLOW:
+            return Undefined
         if value is None or value is Undefined:
             return Undefined if leaf.non_null else None
         if isinstance(value, Exception) or is_awaitable(value):  # graphql-core raises the one, awaits the other
@@ -214,31 +327,86 @@ def _complete(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool]) -> 
     return Undefined if coerced is None else coerced
 
 
-def _short_path(parent_type: GraphQLObjectType, field_name: str) -> _Leaf | _Object | None:
+def _short_path(
+    parent_type: GraphQLObjectType, fields: FieldDetailsList, context: Any
+) -> _Leaf | _Object | _List | None:
+    field_name = fields[0].node.name.value
     if field_name == TYPENAME:
         name = parent_type.name
         return _Leaf(lambda _source: name, GraphQLString, True)
     field: GraphQLField | None = parent_type.fields.get(field_name)
     if field is None:
         return None
-    definition = field.extensions.get(DEFINITION)
-    if (
-        not isinstance(definition, StrawberryField)
-        or not definition.is_basic_field
-        or not getattr(field.resolve, "_is_default", False)  # a guard or other wrapper replaced Strawberry's
-    ):
+    read = _reader(field, context)
+    if read is None:
         return None
     type_ = field.type
     non_null = isinstance(type_, GraphQLNonNull)
     inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
-    read_default = definition.default_resolver
-    python_name = definition.python_name
-
-    def read(source: Any) -> Any:
-        return read_default(source, python_name)
-
     if isinstance(inner, GraphQLObjectType):
-        return _Object(read, inner, field)
-    if not is_leaf_type(inner):
+        accepts = _acceptor(inner)
+        return None if accepts is None else _Object(read, inner, field, accepts)
+    if isinstance(inner, GraphQLList):
+        item_type = inner.of_type
+        item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        accepts = _acceptor(item) if isinstance(item, GraphQLObjectType) else None
+        if accepts is None or any(details.node.directives for details in fields):  # e.g. @stream
+            return None
+        return _List(read, item, field, item_type, accepts)
+    if is_leaf_type(inner):
+        return _Leaf(read, inner, non_null)
+    return None
+
+
+def _reader(field: GraphQLField, context: Any) -> Callable[[Any], Any] | None:
+    """How the short path reads `field` off its parent: Strawberry's default resolver for a plain field, the
+    attribute a prefetched field declares (`_SLOW` when unset), behind the field's guard (`_SLOW` when it refuses);
+    None for any other field."""
+    definition = field.extensions.get(DEFINITION)
+    if not isinstance(definition, StrawberryField) or definition.extensions:
         return None
-    return _Leaf(read, inner, non_null)
+    resolve = field.resolve
+    guard = guard_of(resolve) if resolve is not None else None
+    if guard is not None:
+        resolve = guard.resolve
+    read: Callable[[Any], Any]
+    attribute = prefetched_attribute(definition)
+    if definition.is_basic_field and getattr(resolve, "_is_default", False):  # not a wrapper of ours or anyone's
+        read_default, python_name = definition.default_resolver, definition.python_name
+        read = attrgetter(python_name) if read_default is getattr else partial(_read_with, read_default, python_name)
+    elif attribute is not None and not field.args:
+        read = partial(_read_prefetched, attrgetter(attribute))
+    else:
+        return None
+    if guard is None:
+        return read
+    return partial(_read_guarded, read, context.principal, guard.grants)
+
+
+def _read_with(read: Callable[[Any, str], Any], name: str, source: Any) -> Any:
+    return read(source, name)
+
+
+def _read_prefetched(read: Callable[[Any], Any], source: Any) -> Any:
+    value = read(source)
+    return _SLOW if value is None else value
+
+
+def _read_guarded(read: Callable[[Any], Any], principal: Principal, grants: tuple[str, ...], source: Any) -> Any:
+    return read(source) if permits(principal, grants, source) else _SLOW
+
+
+def _acceptor(type_: GraphQLObjectType) -> Callable[[Any], bool] | None:
+    """A check that a value completes as `type_` without graphql-core's help: its type's own check if it is
+    Strawberry's (which ignores the resolve info), else an exact class match (anything else takes the long way).
+    None when the type has a check of someone else's."""
+    definition = type_.extensions.get(DEFINITION)
+    if not isinstance(definition, StrawberryObjectDefinition):
+        return None
+    is_type_of = type_.is_type_of
+    if is_type_of is None:
+        classes = frozenset({definition.origin, *((definition.concrete_of.origin,) if definition.concrete_of else ())})
+        return lambda value: type(value) in classes
+    if getattr(is_type_of, "__qualname__", "") != STRAWBERRY_IS_TYPE_OF:
+        return None
+    return lambda value: is_type_of(value, None) is True  # type: ignore[arg-type]  # Strawberry's ignores it

@@ -10,6 +10,7 @@ Mutations are denied by default: one without a declaration is refused to everyon
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
@@ -18,9 +19,11 @@ from strawberry.schema_directive import Location
 from strawberry.types.field import StrawberryField
 
 from integrations.errors import ForbiddenError
+from resolvers.access.principal import Principal
 from resolvers.access.rules import allowed
 
 DEFINITION = "strawberry-definition"
+GUARD = "gateway_guard"
 
 
 @strawberry.schema_directive(
@@ -57,13 +60,32 @@ def enforce(schema: GraphQLSchema) -> None:
                 field.resolve = _guarded(field.resolve or default_field_resolver, grants, f"{type_.name}.{name}")
 
 
+def permits(principal: Principal, grants: tuple[str, ...], source: Any) -> bool:
+    """Whether `principal` may read a field declaring `grants` on `source` (whose owner, if any, it names)."""
+    return allowed(principal, grants, owner=getattr(source, "owner_customer_id", None))
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """What `enforce` put in front of a field's resolver: the grants it checks and the resolver it wraps."""
+
+    resolve: Callable[..., Any]
+    grants: tuple[str, ...]
+
+
+def guard_of(resolve: Callable[..., Any]) -> Guard | None:
+    """The guard `enforce` put on a field's resolver, or None when it has none."""
+    guard = getattr(resolve, GUARD, None)
+    return guard if isinstance(guard, Guard) else None
+
+
 def _guarded(resolve: Callable[..., Any], grants: tuple[str, ...], what: str) -> Callable[..., Any]:
     needs = " or ".join(grants) if grants else "an explicit permission"
 
     def guarded(source: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
-        owner = getattr(source, "owner_customer_id", None)
-        if not allowed(info.context.principal, grants, owner=owner):
+        if not permits(info.context.principal, grants, source):
             raise ForbiddenError(f"Not allowed to read {what}: requires {needs}")
         return resolve(source, info, **args)
 
+    setattr(guarded, GUARD, Guard(resolve, grants))  # for the executor, which checks `permits` itself
     return guarded

@@ -16,6 +16,7 @@ from schema.ids import encode_id
 from schema.money import Money
 from schema.node import Node
 from schema.payment.types import Payment
+from schema.prefetched import prefetched
 from schema.product.types import Product
 from schema.selection import selects
 
@@ -40,7 +41,7 @@ class OrderLine:
             unit_price=Money(amount=row.unit_price, currency=currency),
         )
 
-    @strawberry.field(description="The product ordered.", graphql_type=Product)
+    @strawberry.field(description="The product ordered.", graphql_type=Product, metadata=prefetched("loaded_product"))
     def product(self, info: Info) -> Product | Awaitable[Product]:
         if self.loaded_product is not None:
             return self.loaded_product
@@ -121,7 +122,9 @@ class Order(Node):
             for line in all_lines:
                 line.loaded_product = products[line.product_pk]
 
-    @strawberry.field(description="Who placed the order.", graphql_type=Customer)
+    @strawberry.field(
+        description="Who placed the order.", graphql_type=Customer, metadata=prefetched("loaded_customer")
+    )
     def customer(self, info: Info) -> Customer | Awaitable[Customer]:
         if self.loaded_customer is not None:
             return self.loaded_customer
@@ -132,7 +135,11 @@ class Order(Node):
         assert row is not None, "order.customer_id is a foreign key"
         return Customer.from_row(row)
 
-    @strawberry.field(description="The products ordered, in the order they were added.", graphql_type=list[OrderLine])
+    @strawberry.field(
+        description="The products ordered, in the order they were added.",
+        graphql_type=list[OrderLine],
+        metadata=prefetched("loaded_lines"),
+    )
     def lines(self, info: Info) -> list[OrderLine] | Awaitable[list[OrderLine]]:
         if self.loaded_lines is not None:
             return self.loaded_lines

@@ -28,7 +28,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from integrations.store.session import StoreSession
 from resolvers.seed import SeedSize, seed
 from schema.executor import Executor
-from tests.conftest import GraphQLClient, app_settings_for, serve_in_process
+from schema.prefetched import prefetched
+from tests.conftest import GraphQLClient, app_settings_for, serve_in_process, token_for
 from tests.schema.test_schema_properties import PROPERTY, SCHEMA
 
 
@@ -41,6 +42,11 @@ class Kind(enum.Enum):
 class Price:
     amount: int
     currency: str
+
+    @strawberry.field
+    async def later_amount(self) -> int:
+        await asyncio.sleep(0)
+        return self.amount
 
 
 @strawberry.interface
@@ -63,6 +69,23 @@ class Item:
     price: Price
     discount: Price | None
     maker: Maker
+    parts: list[Price]
+    spares: list[Price | None] | None
+    makers: list[Maker]
+    gaps: list[Price | None]
+    loaded_maker: strawberry.Private[Maker | None] = None
+
+    @strawberry.field(graphql_type=Maker, metadata=prefetched("loaded_maker"))
+    def made_by(self) -> Maker | Awaitable[Maker]:  # read directly when prefetched, else loaded
+        if self.loaded_maker is not None:
+            return self.loaded_maker
+        return _load_maker(self.name)
+
+    @strawberry.field(graphql_type=Maker | None, metadata=prefetched("loaded_maker"))
+    def maybe_made_by(self) -> Maker | Awaitable[Maker | None] | None:
+        if self.loaded_maker is not None:
+            return self.loaded_maker
+        return _load_maker(self.name)
 
     @strawberry.field
     def shout(self) -> str:
@@ -95,6 +118,17 @@ async def _later(name: str) -> str:
     return f"eventually {name}"
 
 
+async def _load_maker(name: str) -> Maker:
+    await asyncio.sleep(0)
+    return Maker(name=f"loaded for {name}", founded=1999)
+
+
+def _price_later() -> asyncio.Future[Price]:
+    future: asyncio.Future[Price] = asyncio.get_running_loop().create_future()
+    future.set_result(Price(amount=9, currency="GBP"))
+    return future
+
+
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FIVE = Price(amount=5, currency="USD")
 GOOD = Item(
@@ -106,8 +140,15 @@ GOOD = Item(
     price=FIVE,
     discount=None,
     maker=Maker(name="m", founded=1900),
+    parts=[FIVE, Price(amount=7, currency="EUR")],
+    spares=None,
+    makers=[Maker(name="m", founded=1900), Maker(name="n", founded=1950)],
+    gaps=[FIVE],
 )
-FIELDS = ("name", "nickname", "count", "kind", "added", "price", "discount", "maker")
+FIELDS = (
+    *("name", "nickname", "count", "kind", "added", "price", "discount", "maker"),
+    *("parts", "spares", "makers", "gaps"),
+)
 
 
 def item(**changes: Any) -> Item:
@@ -127,6 +168,19 @@ ITEMS = {
     "null-discount-amount": [item(discount=Price(amount=None, currency="USD"))],  # type: ignore[arg-type]
     "maker-not-a-maker": [item(maker=FIVE)],
     "maker-with-bad-year": [item(maker=Maker(name="m", founded=2**40))],
+    "prefetched": [item(loaded_maker=Maker(name="p", founded=2000)), GOOD],
+    "prefetched-bad-year": [item(loaded_maker=Maker(name="p", founded=2**40))],
+    "no-parts": [item(parts=[], makers=[])],
+    "null-part": [GOOD, item(parts=[FIVE, None])],
+    "part-with-null-amount": [item(parts=[FIVE, Price(amount=None, currency="USD")])],  # type: ignore[arg-type]
+    "part-not-a-price": [item(parts=[FIVE, Maker(name="x", founded=1)])],
+    "parts-a-tuple": [item(parts=(FIVE,))],
+    "spares": [item(spares=[None, FIVE, Price(amount=None, currency="USD")])],  # type: ignore[arg-type]
+    "makers-not-makers": [item(makers=[Maker(name="m", founded=1), FIVE])],
+    "maker-list-bad-year": [item(makers=[Maker(name="m", founded=1), Maker(name="y", founded=2**40)])],
+    "gap-with-null-amount": [item(gaps=[Price(amount=None, currency="USD"), FIVE])],  # type: ignore[arg-type]
+    "awaitable-part": [],  # these two are built per request: a future needs the running loop,
+    "parts-a-generator": [],  # and a generator is read once
 }
 
 
@@ -134,11 +188,19 @@ ITEMS = {
 class Query:
     @strawberry.field
     def items(self, case: str) -> list[Item]:
-        return ITEMS[case]
+        return _items(case)
 
     @strawberry.field
     def maybe_items(self, case: str) -> list[Item | None] | None:
-        return list(ITEMS[case])
+        return list(_items(case))
+
+
+def _items(case: str) -> list[Item]:
+    if case == "awaitable-part":
+        return [item(parts=[FIVE, _price_later()])]
+    if case == "parts-a-generator":
+        return [item(parts=(price for price in (FIVE, Price(amount=8, currency="JPY"))))]
+    return ITEMS[case]
 
 
 def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
@@ -159,6 +221,11 @@ SELECTIONS = [
     "{ where w: where eventually name }",
     "{ name missing }",
     "{ shout broken where }",
+    "{ parts { amount currency } name }",
+    "{ spares { amount } makers { name founded __typename } count }",
+    "{ madeBy { name } parts { __typename amount } }",
+    "{ makers { ... on Named { name } } madeBy { founded } later }",
+    "{ gaps { amount } maybeMadeBy { name } parts { laterAmount amount } }",
 ]
 
 
@@ -198,14 +265,19 @@ async def uncached(store_url: str, tmp_path: Path, store: StoreSession) -> Async
         yield client
 
 
-async def answers(client: GraphQLClient, document: str, variables: dict[str, Any] | None = None) -> tuple[Any, Any]:
+async def answers(
+    client: GraphQLClient,
+    document: str,
+    variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[Any, Any]:
     """The app's answer with the short path, then with graphql-core's executor."""
     schema = client.app.state.schema
     assert schema.execution_context_class is Executor
-    answered = (await client.post(document, variables)).json()
+    answered = (await client.post(document, variables, headers=headers)).json()
     schema.execution_context_class = StrawberryGraphQLCoreExecutionContext
     try:
-        expected = (await client.post(document, variables)).json()
+        expected = (await client.post(document, variables, headers=headers)).json()
     finally:
         schema.execution_context_class = Executor
     return answered, expected
@@ -230,6 +302,21 @@ async def test_gateway_answers_with_data_are_the_same(uncached: GraphQLClient, d
     answered, expected = await answers(uncached, document, {"id": order["orders"]["edges"][0]["node"]["id"]})
     assert "errors" not in expected, expected
     assert expected["data"]
+    assert answered == expected
+
+
+async def test_guarded_fields_are_refused_as_graphql_core_refuses_them(uncached: GraphQLClient) -> None:
+    """`Customer.email` (customers:read or the owner) read by a principal with orders:read only, who owns one of
+    the customers: the short path reads the owner's email and leaves the refusals to the guard, at their paths."""
+    document = "{ orders(first: 12) { edges { node { number customer { id name email } lines { quantity } } } } }"
+    owner = (await uncached.execute(document))["orders"]["edges"][0]["node"]["customer"]["id"]
+    token = token_for(uncached.settings, subject="buyer", roles=("customer",), scopes=("orders:read",), customer=owner)
+    answered, expected = await answers(uncached, document, headers={"Authorization": f"Bearer {token}"})
+    refused = [error["path"] for error in expected["errors"]]
+    assert {error["extensions"]["code"] for error in expected["errors"]} == {"FORBIDDEN"}
+    emails = [edge["node"]["customer"]["email"] for edge in expected["data"]["orders"]["edges"]]
+    assert emails[0] is not None  # both kinds are in the answer
+    assert 0 < len(refused) == emails.count(None)
     assert answered == expected
 
 
