@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select, func, select
 
 from integrations.errors import ErrorCode, UserInputError
+from integrations.store.records import as_records
 from integrations.store.session import StoreSession
 
 T = TypeVar("T")
@@ -83,8 +84,14 @@ def to_page(rows: list[T], request: PageRequest) -> Page[T]:
     return Page(items, has_next_page=more, has_previous_page=request.after is not None)
 
 
-async def fetch_page(store: StoreSession, statement: Select[T], key: Any, request: PageRequest) -> Page[T]:
-    return to_page(await store.scalars(page_statement(statement, key, request)), request)
+async def fetch_page(store: StoreSession, statement: Select[T], key: Any, request: PageRequest) -> Page[Any]:
+    """The page's rows: what `statement` selects, or, when it selects a model that has records
+    (`integrations/store/records.py`), their read-only copies (same attributes, built faster)."""
+    paged = page_statement(statement, key, request)
+    as_record = as_records(paged)
+    if as_record is not None:
+        return to_page(await store.records(*as_record), request)
+    return to_page(await store.scalars(paged), request)
 
 
 async def count(store: StoreSession, statement: Select[Any]) -> int:

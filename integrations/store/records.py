@@ -80,5 +80,29 @@ def table_of(record: type[Record]) -> Table:
 
 def select_records(record: type[Record]) -> Select[Any]:
     """SELECT the record's columns in its field order, so that each result row builds one with `record(*row)`."""
+    return select(*_columns(record))
+
+
+def as_records(statement: Select[Any]) -> tuple[Select[Any], type[Record]] | None:
+    """`select(Model)…` (filters, order, limit) selecting the columns of `Model`'s record instead, with that
+    record; None when the statement selects anything else or `Model` has no record."""
+    descriptions = statement.column_descriptions
+    if len(descriptions) != 1:
+        return None
+    entity = descriptions[0]["entity"]
+    if entity is None or descriptions[0]["expr"] is not entity:  # a column or an expression, not whole rows
+        return None
+    record = BY_TABLE.get(str(getattr(entity, "__tablename__", "")))
+    if record is None or table_of(record) is not getattr(entity, "__table__", None):
+        return None
+    return statement.with_only_columns(*_columns(record)), record
+
+
+def _columns(record: type[Record]) -> list[Any]:
     table = table_of(record)
-    return select(*(table.c[field.name] for field in fields(record)))  # type: ignore[arg-type]
+    return [table.c[field.name] for field in fields(record)]  # type: ignore[arg-type]
+
+
+BY_TABLE: dict[str, type[Record]] = {
+    record.__tablename__: record for record in (CustomerRecord, ProductRecord, OrderRecord, OrderLineRecord)
+}

@@ -4,20 +4,27 @@ to a table cannot leave a loader reading a stale shape."""
 from __future__ import annotations
 
 from dataclasses import fields
+from typing import Any
 
 import pytest
+from sqlalchemy import Select, func
+from sqlmodel import col, select
 
+from integrations.store import models
 from integrations.store.records import (
+    BY_TABLE,
     CustomerRecord,
     OrderLineRecord,
     OrderRecord,
     ProductRecord,
     Record,
+    as_records,
     table_of,
 )
 from integrations.store.session import StoreSession
 from integrations.store.tags import entity
 from resolvers.customer.loaders import CustomerByIdLoader
+from resolvers.pagination import PageRequest, fetch_page
 from resolvers.seed import SeedSize, seed
 
 RECORDS: list[type[Record]] = [CustomerRecord, ProductRecord, OrderRecord, OrderLineRecord]
@@ -34,3 +41,44 @@ async def test_records_are_tagged_as_the_entities_they_copy(store: StoreSession)
     customers = await CustomerByIdLoader(store).load_many([1, 2, 99])
     assert [customer.id if customer else None for customer in customers] == [1, 2, None]
     assert {entity("customer", 1), entity("customer", 2)} <= store.reads
+
+
+def test_the_table_record_map_holds_every_record() -> None:
+    assert sorted(BY_TABLE.values(), key=lambda record: record.__name__) == sorted(
+        RECORDS, key=lambda record: record.__name__
+    )
+
+
+def test_a_whole_model_select_becomes_its_records_select_with_filters_order_and_limit() -> None:
+    statement = select(models.Order).where(col(models.Order.customer_id) == 7).order_by(col(models.Order.id)).limit(3)
+    converted = as_records(statement)
+    assert converted is not None
+    as_select, record = converted
+    assert record is OrderRecord
+    assert [column.name for column in as_select.selected_columns] == [field.name for field in fields(OrderRecord)]
+    sql = str(as_select.compile(compile_kwargs={"literal_binds": True}))
+    assert "customer_id = 7" in sql
+    assert "ORDER BY" in sql
+    assert "LIMIT 3" in sql
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        select(models.Order.id),  # a column
+        select(models.Order, models.Customer),  # two entities
+        select(models.ApiKey),  # a model without a record
+        select(func.count()).select_from(models.Order),  # an expression
+    ],
+    ids=["column", "two-entities", "no-record", "expression"],
+)
+def test_other_selects_are_left_alone(statement: Select[Any]) -> None:
+    assert as_records(statement) is None
+
+
+async def test_pages_of_a_model_with_records_are_read_as_records(store: StoreSession) -> None:
+    await seed(store, SeedSize(customers=4, products=1, orders=1, lines_per_order=1))
+    page = await fetch_page(store, select(models.Customer), col(models.Customer.id), PageRequest(first=2))
+    assert [type(item) for item in page.items] == [CustomerRecord, CustomerRecord]
+    assert [item.id for item in page.items] == [1, 2]
+    assert page.has_next_page
