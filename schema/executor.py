@@ -22,13 +22,19 @@ Every other field (other resolvers, interfaces and unions, lists of leaves) is e
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Awaitable, Callable
 from functools import partial
 from operator import attrgetter
 from typing import Any, NamedTuple
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -49,6 +55,7 @@ from schema.permissions import DEFINITION, guard_of, permits
 from schema.prefetched import prefetched_attribute
 
 TYPENAME = "__typename"
+PLAIN: dict[GraphQLLeafType, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool, GraphQLInt: int}
 STRAWBERRY_IS_TYPE_OF = "GraphQLCoreConverter.from_object.<locals>._get_is_type_of.<locals>.is_type_of"
 
 
@@ -61,6 +68,8 @@ class _Leaf(NamedTuple):
     read: Callable[[Any], Any]
     type: GraphQLLeafType
     non_null: bool
+    plain: builtins.type | None
+    """The Python type a built-in scalar serializes as itself (`str` for String and ID, ...)."""
 
 
 class _Object(NamedTuple):
@@ -69,6 +78,8 @@ class _Object(NamedTuple):
     field: GraphQLField
     accepts: Callable[[Any], bool]
     """True for a value graphql-core would complete as `type` without a word (no error, nothing to await)."""
+    selection: list[_Selection]
+    """Memo: the value's selection and its plan, once worked out (plans live for one request)."""
 
 
 class _List(NamedTuple):
@@ -79,10 +90,21 @@ class _List(NamedTuple):
     field: GraphQLField
     item_type: GraphQLOutputType
     accepts: Callable[[Any], bool]
+    selection: list[_Selection]
 
 
-_Plan = list[tuple[str, FieldDetailsList, _Leaf | _Object | _List | None]]
-"""Per response key: its fields and, for a short-path field, how to read it (None: graphql-core executes it)."""
+class _Plan(NamedTuple):
+    fields: list[tuple[str, FieldDetailsList, _Leaf | _Object | _List | None]]
+    """Per response key: its fields and, for a short-path field, how to read it (None: graphql-core executes it)."""
+    leaves: list[tuple[str, _Leaf]]
+    rest: list[tuple[str, FieldDetailsList, _Object | _List | None]] | None
+    """The other fields; None when they are not all after the leaves (the answer is then rebuilt in order)."""
+
+
+class _Selection(NamedTuple):
+    fields: GroupedFieldSet | None
+    """None when the selection defers a fragment: graphql-core executes it."""
+    plan: _Plan | None
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
@@ -101,15 +123,25 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         plan = self._plan(parent_type, grouped_field_set)
         if plan is None:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+        return self._execute_plan(parent_type, source_value, path, grouped_field_set, plan, position_context)
+
+    def _execute_plan(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        plan: _Plan,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
         values: dict[str, Any] = {}
-        for response_name, _fields, entry in plan:
-            if not isinstance(entry, _Leaf):
-                continue
-            value = _complete(entry, source_value, self.is_awaitable)
+        is_awaitable = self.is_awaitable
+        for response_name, leaf in plan.leaves:
+            value = _complete(leaf, source_value, is_awaitable)
             if value is Undefined:  # an error: let graphql-core raise it, located as always
                 return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
             values[response_name] = value
-        if len(values) == len(plan):
+        if len(values) == len(plan.fields):
             return values
         return self._execute_rest(parent_type, source_value, path, plan, values, position_context)
 
@@ -123,11 +155,15 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> AwaitableOrValue[dict[str, Any]]:
         """graphql-core's `execute_fields` for the other fields, keeping the response keys in selection order."""
-        results: dict[str, Any] = {}
+        if plan.rest is None:
+            results: dict[str, Any] = {}
+            fields = plan.fields
+        else:
+            results, fields = values, plan.rest  # type: ignore[assignment]  # no leaf among them
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for response_name, field_details_list, entry in plan:
+            for response_name, field_details_list, entry in fields:
                 if isinstance(entry, _Leaf):
                     results[response_name] = values[response_name]
                     continue
@@ -183,7 +219,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         if value is _SLOW or not entry.accepts(value):
             return self.execute_field(parent_type, source, field_details_list, path, position_context)
         try:
-            completed = self._execute_subfields(entry.type, field_details_list, path, value, position_context)
+            completed = self._execute_subfields(entry, field_details_list, path, value, position_context)
         except Exception as raw_error:
             self.handle_field_error(raw_error, entry.field.type, field_details_list, path)
             return None
@@ -217,7 +253,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             for index, item in enumerate(items):
                 item_path = path.add_key(index, None)
                 try:
-                    value = self._execute_subfields(entry.type, field_details_list, item_path, item, position_context)
+                    value = self._execute_subfields(entry, field_details_list, item_path, item, position_context)
                 except Exception as raw_error:
                     self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                     value = None
@@ -237,17 +273,25 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 
     def _execute_subfields(
         self,
-        type_: GraphQLObjectType,
+        entry: _Object | _List,
         field_details_list: FieldDetailsList,
         path: Path,
         value: Any,
         position_context: Any,
     ) -> AwaitableOrValue[dict[str, Any]]:
-        """`collect_and_execute_subfields`, straight to `execute_fields` unless something is deferred."""
-        grouped_field_set, new_defer_usages, _forbidden = self.collect_subfields(type_, field_details_list)
-        if new_defer_usages or position_context is not None:
-            return self.collect_and_execute_subfields(type_, field_details_list, path, value, position_context)
-        return self.execute_fields(type_, value, path, grouped_field_set, None)
+        """`collect_and_execute_subfields`, straight to the selection's plan unless something is deferred."""
+        if not entry.selection:
+            grouped_field_set, new_defer_usages, _forbidden = self.collect_subfields(entry.type, field_details_list)
+            if new_defer_usages:
+                entry.selection.append(_Selection(None, None))
+            else:
+                entry.selection.append(_Selection(grouped_field_set, self._plan(entry.type, grouped_field_set)))
+        fields, plan = entry.selection[0]
+        if fields is None or position_context is not None:
+            return self.collect_and_execute_subfields(entry.type, field_details_list, path, value, position_context)
+        if plan is None:
+            return super().execute_fields(entry.type, value, path, fields, None)
+        return self._execute_plan(entry.type, value, path, fields, plan, None)
 
     async def _await_value(
         self,
@@ -301,20 +345,32 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             return cached[1]
         plan: _Plan | None = None
         if self.middleware_manager is None or not self.middleware_manager.middlewares:
-            plan = [
+            entries = [
                 (name, fields, _short_path(parent_type, fields, self.context_value))
                 for name, fields in grouped_field_set.items()
             ]
-            if all(entry is None for _name, _fields, entry in plan):
-                plan = None
+            if any(entry is not None for _name, _fields, entry in entries):
+                plan = _planned(entries)
         self._plans[id(grouped_field_set)] = (grouped_field_set, plan)  # kept alive so that its id stays unique
         return plan
+
+
+def _planned(entries: list[tuple[str, FieldDetailsList, _Leaf | _Object | _List | None]]) -> _Plan:
+    leaves = [(name, entry) for name, _fields, entry in entries if isinstance(entry, _Leaf)]
+    rest = entries[len(leaves) :]
+    if any(isinstance(entry, _Leaf) for _name, _fields, entry in rest):
+        return _Plan(entries, leaves, None)
+    return _Plan(entries, leaves, rest)  # type: ignore[arg-type]  # no leaf in `rest`
 
 
 def _complete(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool]) -> Any:
     """The field's completed value, or Undefined where graphql-core would raise (or might: anything unusual)."""
     try:
-        value = leaf.read(source)
+        value: Any = leaf.read(source)
+        kind = type(value)
+        # What a built-in scalar answers unchanged (an Int if in range): no need to ask it.
+        if kind is leaf.plain and (kind is not int or GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT):
+            return value
         if value is _SLOW:
             return Undefined
         if value is None or value is Undefined:
@@ -333,7 +389,7 @@ def _short_path(
     field_name = fields[0].node.name.value
     if field_name == TYPENAME:
         name = parent_type.name
-        return _Leaf(lambda _source: name, GraphQLString, True)
+        return _Leaf(lambda _source: name, GraphQLString, True, str)
     field: GraphQLField | None = parent_type.fields.get(field_name)
     if field is None:
         return None
@@ -345,16 +401,16 @@ def _short_path(
     inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if isinstance(inner, GraphQLObjectType):
         accepts = _acceptor(inner)
-        return None if accepts is None else _Object(read, inner, field, accepts)
+        return None if accepts is None else _Object(read, inner, field, accepts, [])
     if isinstance(inner, GraphQLList):
         item_type = inner.of_type
         item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         accepts = _acceptor(item) if isinstance(item, GraphQLObjectType) else None
         if accepts is None or any(details.node.directives for details in fields):  # e.g. @stream
             return None
-        return _List(read, item, field, item_type, accepts)
+        return _List(read, item, field, item_type, accepts, [])
     if is_leaf_type(inner):
-        return _Leaf(read, inner, non_null)
+        return _Leaf(read, inner, non_null, PLAIN.get(inner))
     return None
 
 
