@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
 
-from integrations.store.records import R, select_records, table_of
+from integrations.store.records import KEYS, R, select_by_keys
 from integrations.store.session import StoreSession
 
 K = TypeVar("K", bound=Hashable)
@@ -49,6 +49,5 @@ class ByIdLoader(BatchLoader[int, R | None]):
     record: type[R]
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[R | None]:
-        statement = select_records(self.record).where(table_of(self.record).c.id.in_(keys))
-        rows = await self.store.records(statement, self.record)
+        rows = await self.store.records(select_by_keys(self.record, "id"), self.record, {KEYS: list(keys)})
         return one_per_key(keys, rows, lambda row: row.id)

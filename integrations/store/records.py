@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import Select, Table, select
+from sqlalchemy import Select, Table, bindparam, select
 
 from integrations.store.models import Base
 
@@ -96,6 +97,16 @@ def as_records(statement: Select[Any]) -> tuple[Select[Any], type[Record]] | Non
     if record is None or table_of(record) is not getattr(entity, "__table__", None):
         return None
     return statement.with_only_columns(*_columns(record)), record
+
+
+KEYS = "keys"
+
+
+@cache
+def select_by_keys(record: type[Record], column: str) -> Select[Any]:
+    """SELECT the records whose `column` is in the statement's `keys` parameter (a list, given at execution): one
+    statement object per record and column, so nothing is built, coerced or keyed for the cache per batch."""
+    return select_records(record).where(table_of(record).c[column].in_(bindparam(KEYS, expanding=True)))
 
 
 def _columns(record: type[Record]) -> list[Any]:

@@ -44,12 +44,14 @@ class StoreSession:
             self.reads |= read_tags(statement, rows)
         return rows
 
-    async def records(self, statement: Select[Any], record: Callable[..., R]) -> list[R]:
-        """`record(*row)` for each row of `statement` (see `records.py`): read-only values, no ORM entities."""
+    async def records(
+        self, statement: Select[Any], record: type[R], parameters: dict[str, Any] | None = None
+    ) -> list[R]:
+        """A `record` for each row of `statement` (see `records.py`): read-only values, no ORM entities."""
         async with self._lock, _translate(), self._engine.connect() as connection:
             # Past the ORM session: a connection of the pool for this statement alone. Closing it ends its
             # transaction with one rollback, where the session's commit was followed by the pool's reset as well.
-            rows = (await connection.execute(statement)).all()
+            rows = (await connection.execute(statement, parameters)).all()
         values = [record(*row) for row in rows]
         if self.reads is not None:
             self.reads |= read_tags(statement, values)

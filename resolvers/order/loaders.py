@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from integrations.store.models import Order, OutboxEmail
-from integrations.store.records import OrderLineRecord, OrderRecord, select_records, table_of
+from integrations.store.records import KEYS, OrderLineRecord, OrderRecord, select_by_keys, table_of
 from resolvers.batching import BatchLoader, ByIdLoader, many_per_key
 from resolvers.pagination import Page, PageRequest, to_page
 
@@ -20,10 +20,11 @@ class OrderByIdLoader(ByIdLoader[OrderRecord]):
 
 
 class OrderLinesByOrderIdLoader(BatchLoader[int, list[OrderLineRecord]]):
+    statement = select_by_keys(OrderLineRecord, "order_id").order_by(table_of(OrderLineRecord).c.id)
+
     async def batch_load_fn(self, keys: Sequence[int]) -> list[list[OrderLineRecord]]:
-        lines = table_of(OrderLineRecord)
-        statement = select_records(OrderLineRecord).where(lines.c.order_id.in_(keys)).order_by(lines.c.id)
-        return many_per_key(keys, await self.store.records(statement, OrderLineRecord), lambda row: row.order_id)
+        rows = await self.store.records(self.statement, OrderLineRecord, {KEYS: list(keys)})
+        return many_per_key(keys, rows, lambda row: row.order_id)
 
 
 class OrdersByCustomerIdLoader(BatchLoader[tuple[int, PageRequest], Page[Order]]):
