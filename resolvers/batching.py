@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
@@ -32,6 +33,23 @@ def many_per_key(keys: Sequence[K], rows: Iterable[V], key_of: Callable[[V], Has
     for row in rows:
         grouped[key_of(row)].append(row)
     return [grouped.get(key, []) for key in keys]
+
+
+def load_all(loader: DataLoader[K, V], keys: Iterable[K]) -> Awaitable[list[V]]:
+    """`loader.load_many(keys)` without its gather: the keys are queued at once, as there, so batches queued before
+    the await still run together; the values are then read in key order. A gather adds a callback and a trip
+    through the event loop per key (about 1 µs), where awaiting futures already done costs nothing."""
+    return _in_order([loader.load(key) for key in keys])
+
+
+async def _in_order(futures: list[asyncio.Future[V]]) -> list[V]:
+    try:
+        return [await future for future in futures]
+    except BaseException:
+        for future in futures:  # as a gather would have: no "exception was never retrieved" for the others
+            if future.done() and not future.cancelled():
+                future.exception()
+        raise
 
 
 class BatchLoader(DataLoader[K, V]):

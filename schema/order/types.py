@@ -8,6 +8,7 @@ import strawberry
 
 from integrations.store import models
 from integrations.store.records import OrderLineRecord, OrderRecord
+from resolvers.batching import load_all
 from schema.cache_control import INHERIT, max_age
 from schema.context import Info
 from schema.customer.types import Customer
@@ -101,8 +102,8 @@ class Order(Node):
         wants_customer, wants_lines = selects(info, *path, "customer"), selects(info, *path, "lines")
         # Both batches are queued before either is awaited, so they run side by side as they did field by field.
         customers, lines = await asyncio.gather(
-            loaders.customer_by_id.load_many([order.customer_pk for order in orders] if wants_customer else []),
-            loaders.order_lines_by_order_id.load_many([order.pk for order in orders] if wants_lines else []),
+            load_all(loaders.customer_by_id, [order.customer_pk for order in orders] if wants_customer else []),
+            load_all(loaders.order_lines_by_order_id, [order.pk for order in orders] if wants_lines else []),
         )
         if wants_customer:
             for order, customer in zip(orders, customers, strict=True):
@@ -116,7 +117,7 @@ class Order(Node):
             all_lines = [line for order in orders for line in order.loaded_lines or ()]
             pks = list(dict.fromkeys(line.product_pk for line in all_lines))
             products = {}
-            for pk, row in zip(pks, await loaders.product_by_id.load_many(pks), strict=True):
+            for pk, row in zip(pks, await load_all(loaders.product_by_id, pks), strict=True):
                 assert row is not None, "order_line.product_id is a foreign key"
                 products[pk] = Product.from_row(row)
             for line in all_lines:
