@@ -67,5 +67,6 @@ class ByIdLoader(BatchLoader[int, R | None]):
     record: type[R]
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[R | None]:
-        rows = await self.store.records(select_by_keys(self.record, "id"), self.record, {KEYS: list(keys)})
+        statement = select_by_keys(self.record, "id", self.store.dialect)
+        rows = await self.store.records(statement, self.record, {KEYS: list(keys)})
         return one_per_key(keys, rows, lambda row: row.id)

@@ -16,9 +16,11 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import Select, Table, bindparam, select
+from sqlalchemy import Select, Table, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from integrations.store.models import Base
+from integrations.store.tags import BY_PRIMARY_KEY
 
 
 class Record(Protocol):
@@ -103,10 +105,21 @@ KEYS = "keys"
 
 
 @cache
-def select_by_keys(record: type[Record], column: str) -> Select[Any]:
-    """SELECT the records whose `column` is in the statement's `keys` parameter (a list, given at execution): one
-    statement object per record and column, so nothing is built, coerced or keyed for the cache per batch."""
-    return select_records(record).where(table_of(record).c[column].in_(bindparam(KEYS, expanding=True)))
+def select_by_keys(record: type[Record], column: str, dialect: str) -> Select[Any]:
+    """SELECT the records whose `column` is one of the statement's `keys` parameter (a list, given at execution):
+    one statement object per record, column and dialect, so nothing is built, coerced or keyed for the cache per
+    batch. PostgreSQL gets ``column = ANY(:keys)``, one array parameter: the same SQL text (and prepared
+    statement) for any number of keys, where ``IN`` expands to a placeholder per key (0.2-0.45 ms more for 50-150
+    keys); elsewhere ``IN`` it is."""
+    target = table_of(record).c[column]
+    if dialect == "postgresql":
+        condition = target == any_(bindparam(KEYS, type_=ARRAY(target.type)))
+    else:
+        condition = target.in_(bindparam(KEYS, expanding=True))
+    statement = select_records(record).where(condition)
+    if target.primary_key:  # the response cache's tags: a lookup by primary key, not a listing
+        statement = statement.execution_options(**{BY_PRIMARY_KEY: True})
+    return statement
 
 
 def _columns(record: type[Record]) -> list[Any]:

@@ -32,6 +32,7 @@ class StoreSession:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, record_reads: bool = False) -> None:
         self._session = sessionmaker()
         self._engine = _engine_of(self._session)
+        self.dialect: str = self._engine.dialect.name
         self._lock = asyncio.Lock()
         self._after_write: list[Callable[[], None]] = []
         self.reads: set[str] | None = set() if record_reads else None

@@ -21,6 +21,10 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, ColumnClause
 from sqlalchemy.sql.util import find_tables
 
+BY_PRIMARY_KEY = "gateway_by_primary_key"
+"""Execution option of a SELECT that looks rows up by primary key in a way `read_tags` cannot read off its WHERE
+(``id = ANY(:keys)``): it records no listing tag."""
+
 
 def entity(table: str, pk: object) -> str:
     return f"{table}:{pk}"
@@ -40,7 +44,10 @@ def read_tags(statement: Executable, rows: Iterable[Any] = ()) -> set[str]:
     assert isinstance(statement, ClauseElement)
     tables = {table.name: table for table in find_tables(statement) if isinstance(table, Table)}
     only = next(iter(tables.values())) if len(tables) == 1 else None
-    pinned = only is not None and _pinned(getattr(statement, "whereclause", None), only) is not None
+    pinned = only is not None and (
+        bool(statement.get_execution_options().get(BY_PRIMARY_KEY))
+        or _pinned(getattr(statement, "whereclause", None), only) is not None
+    )
     for name in tables:
         tags.add(anything(name))
         if not pinned:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
 from sqlalchemy import Select, func
 from sqlalchemy.orm import aliased
@@ -20,11 +22,14 @@ class OrderByIdLoader(ByIdLoader[OrderRecord]):
 
 
 class OrderLinesByOrderIdLoader(BatchLoader[int, list[OrderLineRecord]]):
-    statement = select_by_keys(OrderLineRecord, "order_id").order_by(table_of(OrderLineRecord).c.id)
-
     async def batch_load_fn(self, keys: Sequence[int]) -> list[list[OrderLineRecord]]:
-        rows = await self.store.records(self.statement, OrderLineRecord, {KEYS: list(keys)})
+        rows = await self.store.records(_lines_statement(self.store.dialect), OrderLineRecord, {KEYS: list(keys)})
         return many_per_key(keys, rows, lambda row: row.order_id)
+
+
+@cache
+def _lines_statement(dialect: str) -> Select[Any]:
+    return select_by_keys(OrderLineRecord, "order_id", dialect).order_by(table_of(OrderLineRecord).c.id)
 
 
 class OrdersByCustomerIdLoader(BatchLoader[tuple[int, PageRequest], Page[Order]]):

@@ -36,7 +36,7 @@ async def test_loads_queued_before_the_await_share_their_batches() -> None:
     first, second = Doubling(), Doubling()
     one, two = load_all(first, [1, 2]), load_all(second, [5])
     three = load_all(first, [4])  # queued before anything was awaited: same batch as 1 and 2
-    assert await asyncio.gather(one, two, three) == [[2, 4], [10], [8]]
+    assert list(await asyncio.gather(one, two, three)) == [[2, 4], [10], [8]]
     assert first.batches == [[1, 2, 4]]
     assert second.batches == [[5]]
 

@@ -22,7 +22,7 @@ from integrations.store.records import (
     table_of,
 )
 from integrations.store.session import StoreSession
-from integrations.store.tags import entity
+from integrations.store.tags import entity, listing
 from resolvers.customer.loaders import CustomerByIdLoader
 from resolvers.pagination import PageRequest, fetch_page
 from resolvers.seed import SeedSize, seed
@@ -41,6 +41,7 @@ async def test_records_are_tagged_as_the_entities_they_copy(store: StoreSession)
     customers = await CustomerByIdLoader(store).load_many([1, 2, 99])
     assert [customer.id if customer else None for customer in customers] == [1, 2, None]
     assert {entity("customer", 1), entity("customer", 2)} <= store.reads
+    assert listing("customer") not in store.reads  # a lookup by primary key: inserts elsewhere do not touch it
 
 
 def test_the_table_record_map_holds_every_record() -> None:
