@@ -50,8 +50,11 @@ class StoreSession:
     ) -> list[R]:
         """A `record` for each row of `statement` (see `records.py`): read-only values, no ORM entities."""
         async with self._lock, _translate(), self._engine.connect() as connection:
-            # Past the ORM session: a connection of the pool for this statement alone. Closing it ends its
-            # transaction with one rollback, where the session's commit was followed by the pool's reset as well.
+            # Past the ORM session: a connection of the pool for this statement alone. On PostgreSQL in autocommit,
+            # so that one SELECT costs no BEGIN and no ROLLBACK round trip (about 110 µs of CPU). SQLite's driver
+            # sends neither for a SELECT, and switching its mode would cost two trips to aiosqlite's thread.
+            if self.dialect == "postgresql":
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
             rows = (await connection.execute(statement, parameters)).all()
         values = [record(*row) for row in rows]
         if self.reads is not None:

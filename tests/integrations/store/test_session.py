@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import event, text
@@ -82,3 +83,22 @@ async def test_concurrent_reads_reuse_the_pools_connections(sqlite_url: str) -> 
     finally:
         await engine.dispose()
     assert 1 <= connects <= 8
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_records_are_read_without_an_explicit_transaction_on_postgresql(
+    engine: AsyncEngine, store: StoreSession
+) -> None:
+    """A single SELECT in autocommit: asyncpg sends no BEGIN before it (and no ROLLBACK after)."""
+    in_transaction: list[bool] = []
+
+    def observe(connection: Any, *_args: Any) -> None:
+        in_transaction.append(connection.connection.driver_connection.is_in_transaction())
+
+    event.listen(engine.sync_engine, "after_cursor_execute", observe)
+    try:
+        assert await store.records(select(Customer.id).limit(1), int) == []
+        await store.scalars(select(Customer).limit(1))  # the ORM session's reads, for contrast, are in one
+    finally:
+        event.remove(engine.sync_engine, "after_cursor_execute", observe)
+    assert in_transaction == [False, True]
