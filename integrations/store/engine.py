@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from integrations.store.changes import ChangeFeed, tracked
@@ -52,14 +52,16 @@ def create_engine(
 
 def _ping_if_idle(engine: AsyncEngine, idle_after: float) -> None:
     """Ping a server connection on checkout when it has been idle for `idle_after` seconds; one that does not
-    answer is replaced before anyone uses it.
+    answer is replaced, with every older connection of the pool, before anyone uses it (as `pool_pre_ping` does).
 
     SQLAlchemy's `pool_pre_ping` pings on every checkout: a round trip and about 180 µs of CPU per statement here,
     since the store lends a connection per statement. A connection used a moment ago is very likely alive, so, like
-    HikariCP's `aliveBypassWindowMs` (500 ms), the ping is skipped then; a server that went away within that window
-    fails the statement in hand (and SQLAlchemy then invalidates the pool) instead of being noticed first.
+    HikariCP's `aliveBypassWindowMs` (500 ms), the ping is skipped then. A server that went away within that window
+    fails the statement in hand instead; SQLAlchemy then invalidates the pool, and the store runs a failed read
+    once more (`StoreSession._retried`), so only a write in flight at that moment fails.
     """
     pool = engine.sync_engine.pool
+    dialect = engine.dialect
 
     def stamp(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
         record.info[_LAST_USED] = time.monotonic()
@@ -68,13 +70,11 @@ def _ping_if_idle(engine: AsyncEngine, idle_after: float) -> None:
         if time.monotonic() - record.info.get(_LAST_USED, 0.0) < idle_after:
             return
         try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute("SELECT 1")
-            finally:
-                cursor.close()
-        except Exception as error:  # the pool discards this connection and checks out another
-            raise DisconnectionError(f"connection did not answer a ping: {error}") from error
+            dialect.do_ping(dbapi_connection)  # the driver's own ping: no transaction left open behind it
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise InvalidatePoolError(f"connection did not answer a ping: {error}") from error
+            raise
 
     event.listen(pool, "connect", stamp)
     event.listen(pool, "checkin", stamp)

@@ -12,7 +12,7 @@ there deadlocked the pool under load once every connection belonged to a request
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -39,8 +39,7 @@ class StoreSession:
         """With `record_reads`: the tags (see `tags.py`) of every row and listing read, for the response cache."""
 
     async def scalars(self, statement: Select[T]) -> list[T]:
-        async with self._read() as session:
-            rows = list((await session.scalars(statement)).all())
+        rows = await self._retried(lambda: self._scalars(statement))
         if self.reads is not None:
             self.reads |= read_tags(statement, rows)
         return rows
@@ -49,30 +48,57 @@ class StoreSession:
         self, statement: Select[Any], record: type[R], parameters: dict[str, Any] | None = None
     ) -> list[R]:
         """A `record` for each row of `statement` (see `records.py`): read-only values, no ORM entities."""
-        async with self._lock, _translate(), self._engine.connect() as connection:
-            # Past the ORM session: a connection of the pool for this statement alone. On PostgreSQL in autocommit,
-            # so that one SELECT costs no BEGIN and no ROLLBACK round trip (about 110 µs of CPU). SQLite's driver
-            # sends neither for a SELECT, and switching its mode would cost two trips to aiosqlite's thread.
-            if self.dialect == "postgresql":
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-            rows = (await connection.execute(statement, parameters)).all()
+        rows = await self._retried(lambda: self._rows_past_session(statement, parameters))
         values = [record(*row) for row in rows]
         if self.reads is not None:
             self.reads |= read_tags(statement, values)
         return values
 
     async def scalar(self, statement: Select[T]) -> T | None:
-        async with self._read() as session:
-            value = (await session.execute(statement)).scalar()
+        value = await self._retried(lambda: self._scalar(statement))
         if self.reads is not None:
             self.reads |= read_tags(statement, [value])
         return value
 
     async def rows(self, statement: Executable) -> Sequence[Any]:
-        async with self._read() as session:
-            rows = (await session.execute(statement)).all()
+        rows = await self._retried(lambda: self._rows(statement))
         if self.reads is not None:
             self.reads |= read_tags(statement)
+        return rows
+
+    @staticmethod
+    async def _retried(read: Callable[[], Awaitable[T]]) -> T:
+        """`read` (one SELECT), run once more when its connection turned out to be dead (the server restarted or
+        dropped it: SQLAlchemy then invalidates the pool's older connections too). Nothing to undo: it only read."""
+        try:
+            return await read()
+        except StoreUnavailableError as error:
+            cause = error.__cause__
+            if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+                raise
+        return await read()
+
+    async def _scalars(self, statement: Select[T]) -> list[T]:
+        async with self._read() as session:
+            return list((await session.scalars(statement)).all())
+
+    async def _scalar(self, statement: Select[T]) -> T | None:
+        async with self._read() as session:
+            return (await session.execute(statement)).scalar()
+
+    async def _rows(self, statement: Executable) -> Sequence[Any]:
+        async with self._read() as session:
+            rows: Sequence[Any] = (await session.execute(statement)).all()
+        return rows
+
+    async def _rows_past_session(self, statement: Select[Any], parameters: dict[str, Any] | None) -> Sequence[Any]:
+        async with self._lock, _translate(), self._engine.connect() as connection:
+            # Past the ORM session: a connection of the pool for this statement alone. On PostgreSQL in autocommit,
+            # so that one SELECT costs no BEGIN and no ROLLBACK round trip (about 110 µs of CPU). SQLite's driver
+            # sends neither for a SELECT, and switching its mode would cost two trips to aiosqlite's thread.
+            if self.dialect == "postgresql":
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            rows: Sequence[Any] = (await connection.execute(statement, parameters)).all()
         return rows
 
     @asynccontextmanager

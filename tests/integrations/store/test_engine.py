@@ -1,13 +1,15 @@
-"""A pooled PostgreSQL connection is pinged on checkout only after it sat unused (`engine._ping_if_idle`)."""
+"""A pooled PostgreSQL connection is pinged on checkout only after it sat unused (`engine._ping_if_idle`), and a
+read that meets a connection the server dropped is run again on a new one (`StoreSession._retried`)."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from integrations.store.engine import create_engine
+from integrations.store.engine import create_engine, create_sessionmaker
+from integrations.store.session import StoreSession
 from tests.conftest import postgres_admin_execute
 
 
@@ -43,4 +45,31 @@ async def test_a_connection_used_a_moment_ago_is_not_pinged(store_url: str) -> N
         assert failed.value.connection_invalidated
         assert await backend_pid(engine) != pid  # and the pool has replaced it for the next one
     finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_ping_leaves_no_transaction_open(store_url: str) -> None:
+    engine = create_engine(store_url, pool_size=1, ping_idle_after=0.0)
+    try:
+        async with engine.connect() as connection:  # checked out, pinged
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection is not None
+            assert not raw.driver_connection.is_in_transaction()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_store_read_on_a_connection_that_went_away_is_run_again(store_url: str) -> None:
+    engine = create_engine(store_url, pool_size=1, ping_idle_after=3600.0)  # no ping: the read meets it
+    store = StoreSession(create_sessionmaker(engine))
+    try:
+        pid = await backend_pid(engine)
+        await terminate(pid)
+        assert await store.records(select(func.pg_backend_pid()), int) != [pid]
+        await terminate((await store.scalars(select(func.pg_backend_pid())))[0])
+        assert len(await store.scalars(select(func.pg_backend_pid()))) == 1  # through the ORM session too
+    finally:
+        await store.close()
         await engine.dispose()
