@@ -93,8 +93,8 @@ def as_records(statement: Select[Any]) -> tuple[Select[Any], type[Record]] | Non
     if len(descriptions) != 1:
         return None
     entity = descriptions[0]["entity"]
-    if entity is None or descriptions[0]["expr"] is not entity:  # a column or an expression, not whole rows
-        return None
+    if entity is None or descriptions[0]["expr"] is not entity or descriptions[0]["aliased"]:
+        return None  # a column or an expression, not whole rows; or an alias, whose columns are not the table's
     record = BY_TABLE.get(str(getattr(entity, "__tablename__", "")))
     if record is None or table_of(record) is not getattr(entity, "__table__", None):
         return None

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Select, func
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from integrations.store import models
@@ -70,8 +71,9 @@ def test_a_whole_model_select_becomes_its_records_select_with_filters_order_and_
         select(models.Order, models.Customer),  # two entities
         select(models.ApiKey),  # a model without a record
         select(func.count()).select_from(models.Order),  # an expression
+        select(aliased(models.Order)),  # an alias: the record's columns would select from the table beside it
     ],
-    ids=["column", "two-entities", "no-record", "expression"],
+    ids=["column", "two-entities", "no-record", "expression", "alias"],
 )
 def test_other_selects_are_left_alone(statement: Select[Any]) -> None:
     assert as_records(statement) is None
