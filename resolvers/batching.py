@@ -46,10 +46,17 @@ async def _in_order(futures: list[asyncio.Future[V]]) -> list[V]:
     try:
         return [await future for future in futures]
     except BaseException:
-        for future in futures:  # as a gather would have: no "exception was never retrieved" for the others
-            if future.done() and not future.cancelled():
-                future.exception()
+        for future in futures:  # as a gather would: no "exception was never retrieved" for the others, now or later
+            if future.done():
+                _retrieve(future)
+            else:
+                future.add_done_callback(_retrieve)
         raise
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class BatchLoader(DataLoader[K, V]):

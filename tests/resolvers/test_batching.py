@@ -6,22 +6,23 @@ import asyncio
 import gc
 from collections.abc import Awaitable, Sequence
 
+import pytest
 from aiodataloader import DataLoader
 
 from resolvers.batching import load_all
 
 
 class Doubling(DataLoader[int, int]):
-    """Doubles its keys; counts batches; a key of 13 fails the batch it is in."""
+    """Doubles its keys; counts batches; a key of 13 or 26 fails the batch it is in (26 after a while)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, max_batch_size: int | None = None) -> None:
+        super().__init__(max_batch_size=max_batch_size)
         self.batches: list[list[int]] = []
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[int]:
         self.batches.append(list(keys))
-        await asyncio.sleep(0)
-        if 13 in keys:
+        await asyncio.sleep(0.02 if 26 in keys else 0)
+        if 13 in keys or 26 in keys:
             raise ValueError("unlucky batch")
         return [key * 2 for key in keys]
 
@@ -56,14 +57,22 @@ async def failure_of(load: Awaitable[object]) -> str:
     raise AssertionError("no error")
 
 
-async def test_a_failed_batch_raises_and_leaves_no_exception_unretrieved() -> None:
+@pytest.mark.parametrize(
+    ("keys", "max_batch_size"),
+    [([13, 14, 15], None), ([13, 1, 26, 2], 2)],  # one batch; two, the second failing after the first
+    ids=["one-batch", "a-later-batch"],
+)
+async def test_a_failed_batch_raises_and_leaves_no_exception_unretrieved(
+    keys: list[int], max_batch_size: int | None
+) -> None:
     loop = asyncio.get_running_loop()
     reported: list[str] = []
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
     try:
-        loader = Doubling()
-        assert await failure_of(load_all(loader, [13, 14, 15])) == "unlucky batch"
+        loader = Doubling(max_batch_size)
+        assert await failure_of(load_all(loader, keys)) == "unlucky batch"
+        await asyncio.sleep(0.05)  # the later batch fails too
         for _ in range(3):  # an unretrieved exception is reported when its future is collected, once the batch's
             await asyncio.sleep(0)  # task has let go of it
             gc.collect()
