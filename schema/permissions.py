@@ -5,6 +5,8 @@ A field lists the grants of which the principal needs one (see `resolvers/access
 field is on: a `Customer`, or an `Order` it placed). `enforce` wraps the resolver of every declaring field
 once, when the schema is built; a refused field resolves to null with a `FORBIDDEN` error at its path.
 Mutations are denied by default: one without a declaration is refused to everyone but admins.
+The executor's short path (`schema/executor.py`) reads some guarded fields directly: it asks `permits`, the
+guard's own check, and hands a refusal back to the guard, which raises the error.
 """
 
 from __future__ import annotations
