@@ -1,8 +1,9 @@
-"""The executor's short path for leaf fields answers exactly as graphql-core's executor does, errors included.
+"""The executor's short path answers exactly as graphql-core's executor does, errors included.
 
-A small schema holds every kind of leaf the short path takes (non-null and nullable scalars, enums, custom
-scalars, `__typename`) with values that break each one; the gateway's own schema is then compared on
-generated queries against a seeded store.
+A small schema holds every kind of field the short path takes (non-null and nullable scalars, enums, custom
+scalars, `__typename`, objects, lists of objects, prefetched relations) with values that break each one; the
+gateway's own schema is then compared on wide and generated queries against a seeded store, and on guarded fields
+read by a principal that may see some of them.
 """
 
 from __future__ import annotations
