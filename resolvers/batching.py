@@ -1,4 +1,4 @@
-"""Building blocks for `<Thing>By<Key>Loader`s: one `WHERE key IN (...)` per batch, results in key order."""
+"""Building blocks for `<Thing>By<Key>Loader`s: one statement per batch (`select_by_keys`), results in key order."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-# PostgreSQL accepts at most 32,767 bind parameters per statement and SQLite 32,766; a batch is one parameter
-# per key, so 1,000 keeps every statement far below either limit (and the plans small).
+# PostgreSQL accepts at most 32,767 bind parameters per statement and SQLite 32,766; a batch on SQLite is one
+# parameter per key (PostgreSQL's is one array), so 1,000 keeps every statement far below either limit.
 MAX_BATCH_SIZE = 1000
 
 
@@ -68,8 +68,8 @@ class BatchLoader(DataLoader[K, V]):
 
 
 class ByIdLoader(BatchLoader[int, R | None]):
-    """Records of a table by primary key (`integrations/store/records.py`): one ``WHERE id IN (...)`` per batch, None
-    for a missing id."""
+    """Records of a table by primary key (`integrations/store/records.py`): one statement per batch
+    (`select_by_keys`), None for a missing id."""
 
     record: type[R]
 
