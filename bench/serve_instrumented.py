@@ -2,12 +2,13 @@
 
 ``BENCH_APP=gateway|reference BENCH_COUNTER_DIR=/tmp/dir uvicorn --factory bench.serve_instrumented:create_app``
 
-The wrapped app is unchanged: a SQLAlchemy ``before_cursor_execute`` listener on its engine
-(``app.state.engine``) counts statements, and a thin ASGI layer counts ``/graphql`` requests and answers
-``GET /__bench/sql`` with the totals. Every worker process keeps its counters in its own small memory-mapped
-file in ``BENCH_COUNTER_DIR``, and ``/__bench/sql`` sums all of them, so the totals are right whichever worker
-answers and however many there are. Totals only grow: the runner waits until no request is in flight, reads
-them before and after a scenario and divides the differences (resetting would race with other workers).
+The wrapped app is unchanged: an observer of every statement its engine (``app.state.engine``) runs, through
+SQLAlchemy or directly (``integrations.store.statements.observe_statements``), counts them, and a thin ASGI
+layer counts ``/graphql`` requests and answers ``GET /__bench/sql`` with the totals. Every worker process keeps
+its counters in its own small memory-mapped file in ``BENCH_COUNTER_DIR``, and ``/__bench/sql`` sums all of
+them, so the totals are right whichever worker answers and however many there are. Totals only grow: the
+runner waits until no request is in flight, reads them before and after a scenario and divides the differences
+(resetting would race with other workers).
 """
 
 from __future__ import annotations
@@ -102,12 +103,12 @@ class Instrumented:
 
 
 def instrument(app: Starlette, counter_dir: Path) -> Instrumented:
-    from sqlalchemy import event
+    from integrations.store.statements import observe_statements
 
     counters = Counters(counter_dir)
     engine = getattr(app.state, "engine", None)  # the bare endpoint has no database
     if engine is not None:
-        event.listen(engine.sync_engine, "before_cursor_execute", counters.on_statement)
+        observe_statements(engine, counters.on_statement)
     return Instrumented(app, counters)
 
 

@@ -16,8 +16,9 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-# PostgreSQL accepts at most 32,767 bind parameters per statement and SQLite 32,766; a batch on SQLite is one
-# parameter per key (PostgreSQL's is one array), so 1,000 keeps every statement far below either limit.
+# `select_by_keys` binds a batch's keys as one parameter (PostgreSQL's array, SQLite's JSON array); the loaders that
+# build an `IN (...)` bind one per key, and PostgreSQL accepts at most 32,767 per statement, SQLite 32,766: 1,000
+# keeps those far below either limit, and every batch's rows bounded.
 MAX_BATCH_SIZE = 1000
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -30,6 +30,7 @@ from gateway.settings import Settings, load_settings
 from integrations.store import migrate
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.session import StoreSession
+from integrations.store.statements import observe_statements
 from tests.support.localstripe import LocalStripe, run_localstripe
 from tests.support.services import unavailable
 
@@ -143,13 +144,13 @@ async def store(engine: AsyncEngine) -> AsyncIterator[StoreSession]:
 
 
 class StatementCounter:
-    """Counts SQL statements an engine sends (SQLAlchemy `before_cursor_execute`)."""
+    """Counts the SQL statements an engine runs, through SQLAlchemy or directly (`observe_statements`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.statements: list[str] = []
-        event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+        self.stop = observe_statements(engine, self._record)
 
-    def _record(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
+    def _record(self, statement: str, _seconds: float) -> None:
         self.statements.append(statement)
 
     @property

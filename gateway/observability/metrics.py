@@ -31,13 +31,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.observability.record import ANONYMOUS_OPERATION, Record, current
 from integrations.http import Upstream, observe_calls
+from integrations.store.statements import observe_statements
 from resolvers.email.delivery import outbox_backlog
 from resolvers.loaders import observe_batches
 
@@ -167,28 +167,17 @@ class Deltas:
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
-    """Count and time every statement the engine sends; the request's record counts its own."""
-    sync_engine = engine.sync_engine
+    """Count and time every statement the engine sends, direct reads included; the request's record counts its
+    own."""
 
-    def before(conn: Any, _cursor: Any, _statement: Any, _parameters: Any, _context: Any, _many: bool) -> None:
-        conn.info.setdefault("gateway_started", []).append(time.perf_counter())
-
-    def after(conn: Any, _cursor: Any, _statement: Any, _parameters: Any, _context: Any, _many: bool) -> None:
-        started = conn.info["gateway_started"].pop()
+    def statement(_sql: str, seconds: float) -> None:
         SQL_STATEMENTS.inc()
-        SQL_SECONDS.observe(time.perf_counter() - started)
+        SQL_SECONDS.observe(seconds)
         record = current.get()
         if record is not None:
             record.sql_statements += 1
 
-    def failed(context: Any) -> None:
-        stack = context.connection.info.get("gateway_started") if context.connection is not None else None
-        if stack:
-            stack.pop()
-
-    event.listen(sync_engine, "before_cursor_execute", before)
-    event.listen(sync_engine, "after_cursor_execute", after)
-    event.listen(sync_engine, "handle_error", failed)
+    observe_statements(engine, statement)
 
 
 def _upstream_call(upstream: Upstream, call_outcome: str, seconds: float) -> None:

@@ -15,7 +15,8 @@ Everything else is read by the SDK itself, so it means what it means for any Ope
         graphql.parse, graphql.validate
         graphql.execute
           loader OrderByIdLoader    one per loader batch, with gateway.loader.batch_size
-            SELECT …                SQL (SQLAlchemy instrumentation: the statement text, never its parameters)
+            SELECT …                SQL (SQLAlchemy instrumentation: the statement text, never its parameters;
+                                    `DirectReadSpans` for the reads SQLAlchemy does not run)
           loader ProviderPaymentByReferenceLoader
             GET                     upstream attempt (httpx instrumentation; the upstream gets traceparent)
 
@@ -28,9 +29,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from importlib.metadata import PackageNotFoundError, version
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -38,7 +41,13 @@ from opentelemetry.environment_variables import OTEL_TRACES_EXPORTER
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.instrumentation.sqlalchemy.engine import (
+    EngineTracer,
+    _get_attributes_from_cursor_or_conn,
+    _get_attributes_from_url,
+    _get_db_name_from_cursor_or_conn,
+)
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.environment_variables import (
     OTEL_EXPORTER_OTLP_ENDPOINT,
@@ -48,7 +57,7 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.util.http import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS, get_custom_headers
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -56,6 +65,7 @@ from strawberry.extensions import SchemaExtension
 
 from gateway.extensions.operation_span import OperationSpan
 from integrations.http import instrument_clients
+from integrations.store.direct import observe_direct_reads
 from resolvers.loaders import scope_batches
 
 DEFAULT_SERVICE_NAME = "gateway"
@@ -116,7 +126,8 @@ class Tracing:
         # The instrumentation's per-engine tracer: `SQLAlchemyInstrumentor().instrument(engine=…)` would also patch
         # `create_engine` and `Engine.connect` process-wide (a "connect" span per checkout) and works once a process.
         usage = NoOpMeterProvider().get_meter("gateway").create_up_down_counter("db.client.connections.usage")
-        EngineTracer(self.tracer, engine.sync_engine, usage, enable_commenter=False)  # type: ignore[no-untyped-call]
+        sql = EngineTracer(self.tracer, engine.sync_engine, usage, enable_commenter=False)  # type: ignore[no-untyped-call]
+        observe_direct_reads(engine, DirectReadSpans(sql, engine))
 
     def start(self) -> None:
         """At lifespan start: spans for loader batches and upstream calls (process-wide hooks, until `stop`)."""
@@ -137,6 +148,32 @@ class Tracing:
 
     def _instrument_client(self, client: httpx.AsyncClient) -> None:
         HTTPXClientInstrumentor.instrument_client(client, tracer_provider=self.provider)
+
+
+class DirectReadSpans:
+    """Spans for the store's direct reads (`integrations/store/direct.py`), which SQLAlchemy's events, and so its
+    instrumentation, never see: named and described by that instrumentation's own code, so they look like the
+    spans of the statements it sees. Made after the read, with its start and end times."""
+
+    def __init__(self, sql: EngineTracer, engine: AsyncEngine) -> None:
+        self._sql = sql
+        source = SimpleNamespace(engine=engine.sync_engine)  # what the instrumentation reads off a connection
+        self._database = _get_db_name_from_cursor_or_conn(sql.vendor, source, None)  # type: ignore[no-untyped-call]
+        modes = (sql._sem_conv_opt_in_mode_db, sql._sem_conv_opt_in_mode_http)
+        attributes, found = _get_attributes_from_url(engine.url, *modes)  # type: ignore[no-untyped-call]
+        if not found:
+            attributes = _get_attributes_from_cursor_or_conn(sql.vendor, source, None, attributes, *modes)  # type: ignore[no-untyped-call]
+        self._attributes = attributes
+
+    def __call__(self, statement: str, seconds: float) -> None:
+        if not is_instrumentation_enabled():
+            return
+        end = time.time_ns()
+        name = self._sql._operation_name(self._database, statement)  # type: ignore[no-untyped-call]
+        span = self._sql.tracer.start_span(name, kind=SpanKind.CLIENT, start_time=end - round(seconds * 1e9))
+        if span.is_recording():
+            self._sql._set_db_client_span_attributes(span, statement, self._database, self._attributes)
+        span.end(end_time=end)
 
 
 def _resource() -> Resource:

@@ -16,9 +16,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import Select, Table, any_, bindparam, select
+from sqlalchemy import JSON, Select, Table, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from integrations.store.direct import DIRECT
 from integrations.store.models import Base
 from integrations.store.tags import BY_PRIMARY_KEY
 
@@ -108,15 +109,19 @@ KEYS = "keys"
 def select_by_keys(record: type[Record], column: str, dialect: str) -> Select[Any]:
     """SELECT the records whose `column` is one of the statement's `keys` parameter (a list, given at execution):
     one statement object per record, column and dialect, so nothing is built, coerced or keyed for the cache per
-    batch. PostgreSQL gets ``column = ANY(:keys)``, one array parameter: the same SQL text (and prepared
-    statement) for any number of keys, where ``IN`` expands to a placeholder per key (0.2-0.45 ms more for 50-150
-    keys); elsewhere ``IN`` it is."""
+    batch, and the same SQL text (and prepared statement) serves any number of keys. PostgreSQL gets
+    ``column = ANY(:keys)`` with one array parameter, SQLite ``column IN (SELECT value FROM json_each(:keys))`` with
+    one JSON array: an ``IN`` with a placeholder per key would be rendered anew for every batch (0.2-0.45 ms more
+    for 50-150 keys). The statement is marked `DIRECT`: the store runs it on the driver itself (`direct.py`)."""
     target = table_of(record).c[column]
     if dialect == "postgresql":
         condition = target == any_(bindparam(KEYS, type_=ARRAY(target.type)))
+    elif dialect == "sqlite":
+        keys = func.json_each(bindparam(KEYS, type_=JSON)).table_valued("value")
+        condition = target.in_(select(keys.c.value))
     else:
         condition = target.in_(bindparam(KEYS, expanding=True))
-    statement = select_records(record).where(condition)
+    statement = select_records(record).where(condition).execution_options(**{DIRECT: True})
     if target.primary_key:  # the response cache's tags: a lookup by primary key, not a listing
         statement = statement.execution_options(**{BY_PRIMARY_KEY: True})
     return statement

@@ -7,11 +7,15 @@ never be used by two tasks at once, so every statement goes through one lock.
 A read ends its transaction at once, handing the connection back to the pool: a request never holds a
 connection while it waits for something else (a provider call, another session of the same pool). Holding one
 there deadlocked the pool under load once every connection belonged to a request waiting for another.
+
+Reads of records (`records`) skip the ORM: the loaders' constant statements run on the driver directly
+(`direct.py`), the others on a pool connection of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -22,7 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
 from integrations.errors import StoreUnavailableError
+from integrations.store.direct import DirectRead, direct_read
 from integrations.store.tags import read_tags
+
+logger = logging.getLogger("integrations.store")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,8 +54,12 @@ class StoreSession:
     async def records(
         self, statement: Select[Any], record: type[R], parameters: dict[str, Any] | None = None
     ) -> list[R]:
-        """A `record` for each row of `statement` (see `records.py`): read-only values, no ORM entities."""
-        rows = await self._retried(lambda: self._rows_past_session(statement, parameters))
+        """A `record` for each row of `statement` (see `records.py`): read-only values, no ORM entities. A statement
+        marked `direct.DIRECT` is run on the driver itself when it can be, else (or when that fails) as any other."""
+        direct = direct_read(statement, self._engine.dialect)
+        rows = None if direct is None else await self._direct(direct, parameters or {})
+        if rows is None:
+            rows = await self._retried(lambda: self._rows_past_session(statement, parameters))
         values = [record(*row) for row in rows]
         if self.reads is not None:
             self.reads |= read_tags(statement, values)
@@ -90,6 +101,16 @@ class StoreSession:
         async with self._read() as session:
             rows: Sequence[Any] = (await session.execute(statement)).all()
         return rows
+
+    async def _direct(self, read: DirectRead, parameters: dict[str, Any]) -> Sequence[Any] | None:
+        """`read`'s rows, or None when it failed: the caller then runs the statement through SQLAlchemy, which
+        recovers from a lost connection or raises its own translation of the error."""
+        async with self._lock:
+            try:
+                return await read.rows(self._engine, parameters)
+            except Exception as error:
+                logger.warning("direct read failed, running it through SQLAlchemy: %s", type(error).__name__)
+                return None
 
     async def _rows_past_session(self, statement: Select[Any], parameters: dict[str, Any] | None) -> Sequence[Any]:
         async with self._lock, _translate(), self._engine.connect() as connection:

@@ -174,6 +174,8 @@ async def test_a_query_is_one_trace_from_the_request_down_to_loader_batches_and_
     page = [span for span in sql if span.parent_span_id == execute.span_id]
     assert 1 <= len(page) <= 2  # the page of orders (and its count), by the connection resolver
     assert len(sql) == len(loaders) + len(page)
+    for span in sql:  # the loaders' reads run on the driver directly (`DirectReadSpans`), the page through SQLAlchemy
+        assert (span.name, sorted(span.attributes)) == (page[0].name, sorted(page[0].attributes)), span
     assert not [span.name for span in trace if "Resolving" in span.name]  # no span per field
     assert len(trace) == 1 + 1 + 3 + len(loaders) + len(sql)
 
