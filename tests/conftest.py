@@ -150,7 +150,7 @@ class StatementCounter:
         self.statements: list[str] = []
         self.stop = observe_statements(engine, self._record)
 
-    def _record(self, statement: str, _seconds: float) -> None:
+    def _record(self, statement: str, _seconds: float, _error: BaseException | None) -> None:
         self.statements.append(statement)
 
     @property

@@ -62,6 +62,9 @@ NEAR_CACHE_HITS = Counter("gateway_near_cache_hits", "Response cache reads answe
 PERSISTED_HITS = Counter("gateway_persisted_query_hits", "Documents found by id", ["kind"])
 RATE_LIMIT_REFUSALS = Counter("gateway_rate_limit_refusals", "Requests (or batch operations) refused with 429")
 SQL_STATEMENTS = Counter("gateway_sql_statements", "SQL statements sent to the store")
+SQL_ERRORS = Counter(
+    "gateway_sql_statement_errors", "SQL statements that failed (a direct read that fails is then run again)"
+)
 SQL_SECONDS = Histogram(
     "gateway_sql_statement_duration_seconds",
     "SQL statement duration",
@@ -167,12 +170,14 @@ class Deltas:
 
 
 def instrument_engine(engine: AsyncEngine) -> None:
-    """Count and time every statement the engine sends, direct reads included; the request's record counts its
-    own."""
+    """Count and time every statement the engine sends, direct reads included, and the ones that failed; the
+    request's record counts its own."""
 
-    def statement(_sql: str, seconds: float) -> None:
+    def statement(_sql: str, seconds: float, error: BaseException | None) -> None:
         SQL_STATEMENTS.inc()
         SQL_SECONDS.observe(seconds)
+        if error is not None:
+            SQL_ERRORS.inc()
         record = current.get()
         if record is not None:
             record.sql_statements += 1

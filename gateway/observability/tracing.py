@@ -57,7 +57,7 @@ from opentelemetry.sdk.environment_variables import (
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.http import OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS, get_custom_headers
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -165,7 +165,7 @@ class DirectReadSpans:
             attributes = _get_attributes_from_cursor_or_conn(sql.vendor, source, None, attributes, *modes)  # type: ignore[no-untyped-call]
         self._attributes = attributes
 
-    def __call__(self, statement: str, seconds: float) -> None:
+    def __call__(self, statement: str, seconds: float, error: BaseException | None) -> None:
         if not is_instrumentation_enabled():
             return
         end = time.time_ns()
@@ -173,6 +173,8 @@ class DirectReadSpans:
         span = self._sql.tracer.start_span(name, kind=SpanKind.CLIENT, start_time=end - round(seconds * 1e9))
         if span.is_recording():
             self._sql._set_db_client_span_attributes(span, statement, self._database, self._attributes)
+            if error is not None:  # its type only: a driver's message may quote the parameters
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         span.end(end_time=end)
 
 

@@ -7,10 +7,13 @@ driver call on a connection of the engine's own pool (asyncpg's ``fetch``, aiosq
 trip) in about 180-250 µs, its parameters and results converted by the column types' own processors, so the values
 are those SQLAlchemy would return.
 
-Only statements marked `DIRECT` go this way, and only on asyncpg and aiosqlite. A direct read that fails for any
-reason gives its connection up (invalidated, never returned to the pool) and the caller runs the statement through
-SQLAlchemy instead (`StoreSession.records`), whose error handling then applies: a lost connection invalidates the
-pool, a real error is translated as for any other statement.
+Only statements marked `DIRECT` go this way, and only on asyncpg and aiosqlite. Failures:
+
+- taking a connection from the pool fails as it would through SQLAlchemy (the caller translates the error);
+- the driver call fails (`DirectReadFailed`): the caller runs the statement through SQLAlchemy instead
+  (`StoreSession.records`), whose recovery and errors then apply. The connection goes back to the pool unless the
+  driver lost it, which invalidates it;
+- cancelled mid-call, the connection is invalidated: the server may still be answering on it.
 
 SQLAlchemy's events do not see these statements; `observe_direct_reads` does, and `statements.observe_statements`
 registers an observer for both paths at once (SQL counters, metrics).
@@ -18,87 +21,126 @@ registers an observer for both paths at once (SQL counters, metrics).
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 DIRECT = "gateway_direct"
 """Execution option of a statement built once and reused (its parameters given at execution), which the store may
 run on the driver directly."""
 
-DirectReadObserver = Callable[[str, float], None]
-"""Called after each direct read that succeeded, with its SQL and its duration in seconds."""
+StatementObserver = Callable[[str, float, BaseException | None], None]
+"""Called after each statement with its SQL, its duration in seconds and the error it failed with (or None)."""
 
-_observers: weakref.WeakKeyDictionary[Any, list[DirectReadObserver]] = weakref.WeakKeyDictionary()
+logger = logging.getLogger("integrations.store")
+_observers: weakref.WeakKeyDictionary[Any, list[StatementObserver]] = weakref.WeakKeyDictionary()
 
 Processor = Callable[[Any], Any]
 
 
-def observe_direct_reads(engine: AsyncEngine, observer: DirectReadObserver) -> Callable[[], None]:
+class DirectReadFailed(Exception):
+    """The driver call of a direct read failed (the cause says how); its connection has been dealt with."""
+
+
+def observe_direct_reads(engine: AsyncEngine, observer: StatementObserver) -> Callable[[], None]:
     """Tell `observer` about every direct read on `engine`; returns the function that stops it."""
     observers = _observers.setdefault(engine.sync_engine, [])
     observers.append(observer)
     return lambda: observers.remove(observer)
 
 
+def may_read_directly(statement: Select[Any], engine: AsyncEngine) -> bool:
+    """`statement` is marked `DIRECT` and `engine`'s driver is one this module can call."""
+    return bool(statement.get_execution_options().get(DIRECT)) and engine.dialect.driver in _DRIVERS
+
+
+async def read_directly(engine: AsyncEngine, statement: Select[Any], parameters: Mapping[str, Any]) -> list[Any] | None:
+    """The rows of `statement` (see `may_read_directly`) read on the driver of a pooled connection; None when it
+    cannot be run that way after all (its parameters are rendered at execution or missing, or its types need the
+    driver's type codes). Raises `DirectReadFailed` when the driver call fails, and whatever SQLAlchemy raises when no
+    connection can be had."""
+    connection = await _checkout(engine)  # connected once, the dialect knows its server: compile after this
+    try:
+        read = _compiled(statement, engine.dialect)
+        values = None if read is None else [_bound(parameters, *parameter) for parameter in read.parameters]
+    except Exception:  # a parameter missing, or refused by its type's processor: SQLAlchemy reports it as its own
+        read = values = None
+    except BaseException:
+        await greenlet_spawn(connection.close)
+        raise
+    if read is None or values is None:
+        await greenlet_spawn(connection.close)
+        return None
+    driver: Any = connection.driver_connection
+    usable, fetch = _DRIVERS[engine.dialect.driver]
+    started = time.perf_counter()
+    try:
+        rows = await fetch(driver, read.sql, values)
+    except Exception as error:
+        _notify(engine, read.sql, time.perf_counter() - started, error)
+        await greenlet_spawn(connection.close if usable(driver) else connection.invalidate)
+        raise DirectReadFailed(f"direct read failed: {type(error).__name__}") from error
+    except BaseException:  # cancelled: the server may still be sending the answer on this connection
+        await greenlet_spawn(connection.invalidate)
+        raise
+    await greenlet_spawn(connection.close)
+    _notify(engine, read.sql, time.perf_counter() - started, None)
+    return read.processed(rows)
+
+
+async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+    """A connection of the pool; a driver's error connecting is raised as SQLAlchemy's `Connection` would raise it
+    (the pool itself passes it on as it is)."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        return await engine.raw_connection()
+    except dbapi_error as error:
+        raise DBAPIError.instance(None, None, error, dbapi_error, dialect=engine.dialect) from error
+
+
 @dataclass(frozen=True, slots=True)
-class DirectRead:
+class _Read:
     """A statement compiled for one dialect: its SQL text, its parameters in the driver's order with their bind
-    processors, and a result processor per column (None where the driver's value is already the right one)."""
+    processors, and the result processors of the columns that have one."""
 
     sql: str
     parameters: tuple[tuple[str, Processor | None, Any], ...]
     """Name, bind processor and the value bound in the statement (`_REQUIRED` if it must be given)."""
     results: tuple[tuple[int, Processor], ...]
-    fetch: Callable[[Any, str, list[Any]], Any]
 
-    async def rows(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> list[Sequence[Any]]:
-        """The statement's rows, read on a connection of `engine`'s pool. Any failure invalidates that connection
-        (it may be mid-protocol or dead) and propagates."""
-        values = [_bound(parameters, name, bind, bound) for name, bind, bound in self.parameters]
-        connection = await engine.raw_connection()
-        started = time.perf_counter()
-        try:
-            rows = await self.fetch(connection.driver_connection, self.sql, values)
-        except BaseException as error:
-            await greenlet_spawn(connection.invalidate, error if isinstance(error, Exception) else None)
-            raise
-        await greenlet_spawn(connection.close)
-        elapsed = time.perf_counter() - started
-        for observer in _observers.get(engine.sync_engine, ()):
-            observer(self.sql, elapsed)
+    def processed(self, rows: list[Any]) -> list[Any]:
         if not self.results:
-            return rows  # type: ignore[no-any-return]
-        return [self._processed(row) for row in rows]
-
-    def _processed(self, row: Sequence[Any]) -> list[Any]:
-        values = list(row)
-        for index, process in self.results:
-            values[index] = process(values[index])
-        return values
-
-
-def direct_read(statement: Select[Any], dialect: Dialect) -> DirectRead | None:
-    """`statement` compiled for a direct read on `dialect`; None when it is not marked `DIRECT` or cannot be run
-    directly (another driver, or parameters SQLAlchemy renders at execution, such as an expanding ``IN``)."""
-    if not statement.get_execution_options().get(DIRECT):
-        return None
-    return _compiled(statement, dialect)
+            return rows
+        processed = []
+        for row in rows:
+            values = list(row)
+            for index, process in self.results:
+                values[index] = process(values[index])
+            processed.append(values)
+        return processed
 
 
 @lru_cache(maxsize=256)  # marked statements are built once each; the cache holds them, so identities stay unique
-def _compiled(statement: Select[Any], dialect: Dialect) -> DirectRead | None:
-    fetch = _FETCH.get(dialect.driver)
-    if fetch is None:
+def _compiled(statement: Select[Any], dialect: Dialect) -> _Read | None:
+    try:
+        return _compile(statement, dialect)
+    except Exception as error:  # SQLAlchemy's own execution will raise it where it belongs, with its context
+        logger.warning("statement not read directly: %s: %s", type(error).__name__, error)
         return None
+
+
+def _compile(statement: Select[Any], dialect: Dialect) -> _Read | None:
     compiled = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         return None
@@ -109,22 +151,37 @@ def _compiled(statement: Select[Any], dialect: Dialect) -> DirectRead | None:
         (bind.key, bind.type.dialect_impl(dialect).bind_processor(dialect), _REQUIRED if bind.required else bind.value)
         for bind in binds
     )
+    # SQLAlchemy gives a result processor the cursor's type code; a type that needs it (asyncpg's NUMERIC, FLOAT)
+    # raises without one, and its statements are left to SQLAlchemy.
     results = tuple(
         (index, process)
         for index, column in enumerate(statement.selected_columns)
         if (process := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
     )
-    return DirectRead(compiled.string, parameters, results, fetch)
+    return _Read(compiled.string, parameters, results)
 
 
 _REQUIRED = object()
 
 
+class _Missing(Exception):
+    """A required parameter was not given."""
+
+
 def _bound(given: Mapping[str, Any], name: str, process: Processor | None, bound: Any) -> Any:
     value = given.get(name, bound)
     if value is _REQUIRED:
-        raise KeyError(f"no value for the statement's {name!r} parameter")
+        raise _Missing(name)
     return value if process is None else process(value)
+
+
+def _notify(engine: AsyncEngine, sql: str, seconds: float, error: BaseException | None) -> None:
+    """Observers see every direct read; one that raises is logged and never fails or repeats the read."""
+    for observer in _observers.get(engine.sync_engine, ()):
+        try:
+            observer(sql, seconds, error)
+        except Exception:
+            logger.exception("a statement observer failed")
 
 
 async def _fetch_asyncpg(connection: Any, sql: str, values: list[Any]) -> Any:
@@ -135,4 +192,20 @@ async def _fetch_aiosqlite(connection: Any, sql: str, values: list[Any]) -> Any:
     return await connection.execute_fetchall(sql, values)
 
 
-_FETCH: dict[str, Callable[[Any, str, list[Any]], Any]] = {"asyncpg": _fetch_asyncpg, "aiosqlite": _fetch_aiosqlite}
+def _asyncpg_usable(connection: Any) -> bool:
+    return not connection.is_closed()
+
+
+def _aiosqlite_usable(connection: Any) -> bool:
+    try:
+        connection.in_transaction  # noqa: B018 -- raises once the connection is closed
+    except ValueError:
+        return False
+    return True
+
+
+_DRIVERS: dict[str, tuple[Callable[[Any], bool], Callable[[Any, str, list[Any]], Any]]] = {
+    "asyncpg": (_asyncpg_usable, _fetch_asyncpg),
+    "aiosqlite": (_aiosqlite_usable, _fetch_aiosqlite),
+}
+"""Per driver: whether a connection survived a failed call, and the call itself."""

@@ -109,7 +109,11 @@ def _rollback_if_open(dbapi_connection: Any, _record: Any, state: PoolResetState
     own `Connection` returns have been reset already, and one the garbage collector found cannot be touched."""
     if state.transaction_was_reset or not state.asyncio_safe:
         return
-    if dbapi_connection.driver_connection.in_transaction:
+    try:
+        in_transaction = dbapi_connection.driver_connection.in_transaction
+    except ValueError:  # closed: nothing to roll back, and its next use finds it dead (as SQLAlchemy's reset does)
+        return
+    if in_transaction:
         dbapi_connection.rollback()
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Executable
 
 from integrations.errors import StoreUnavailableError
-from integrations.store.direct import DirectRead, direct_read
+from integrations.store.direct import DirectReadFailed, may_read_directly, read_directly
 from integrations.store.tags import read_tags
 
 logger = logging.getLogger("integrations.store")
@@ -56,8 +56,9 @@ class StoreSession:
     ) -> list[R]:
         """A `record` for each row of `statement` (see `records.py`): read-only values, no ORM entities. A statement
         marked `direct.DIRECT` is run on the driver itself when it can be, else (or when that fails) as any other."""
-        direct = direct_read(statement, self._engine.dialect)
-        rows = None if direct is None else await self._direct(direct, parameters or {})
+        rows = None
+        if may_read_directly(statement, self._engine):
+            rows = await self._direct(statement, parameters or {})
         if rows is None:
             rows = await self._retried(lambda: self._rows_past_session(statement, parameters))
         values = [record(*row) for row in rows]
@@ -102,14 +103,15 @@ class StoreSession:
             rows: Sequence[Any] = (await session.execute(statement)).all()
         return rows
 
-    async def _direct(self, read: DirectRead, parameters: dict[str, Any]) -> Sequence[Any] | None:
-        """`read`'s rows, or None when it failed: the caller then runs the statement through SQLAlchemy, which
-        recovers from a lost connection or raises its own translation of the error."""
+    async def _direct(self, statement: Select[Any], parameters: dict[str, Any]) -> Sequence[Any] | None:
+        """`statement`'s rows read directly, or None when that could not be done: the caller then runs it through
+        SQLAlchemy, which recovers from a lost connection or raises its own translation of the error."""
         async with self._lock:
             try:
-                return await read.rows(self._engine, parameters)
-            except Exception as error:
-                logger.warning("direct read failed, running it through SQLAlchemy: %s", type(error).__name__)
+                async with _translate():  # no connection to be had: as for any statement
+                    return await read_directly(self._engine, statement, parameters)
+            except DirectReadFailed as failed:
+                logger.warning("%s; running it through SQLAlchemy", failed)
                 return None
 
     async def _rows_past_session(self, statement: Select[Any], parameters: dict[str, Any] | None) -> Sequence[Any]:

@@ -14,15 +14,12 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from integrations.store.direct import DirectReadObserver, observe_direct_reads
-
-StatementObserver = DirectReadObserver
-"""Called after each statement that succeeded, with its SQL and its duration in seconds."""
+from integrations.store.direct import StatementObserver, observe_direct_reads
 
 
 def observe_statements(engine: AsyncEngine, observer: StatementObserver) -> Callable[[], None]:
-    """Tell `observer` about every statement `engine` runs, through SQLAlchemy or directly; returns the function
-    that stops it."""
+    """Tell `observer` about every statement `engine` runs, through SQLAlchemy or directly, once it succeeded or
+    failed; returns the function that stops it."""
     sync_engine = engine.sync_engine
     started = object()  # this registration's key in a connection's `info`: a stack of start times
 
@@ -30,12 +27,12 @@ def observe_statements(engine: AsyncEngine, observer: StatementObserver) -> Call
         conn.info.setdefault(started, []).append(time.perf_counter())
 
     def after(conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
-        observer(statement, time.perf_counter() - conn.info[started].pop())
+        observer(statement, time.perf_counter() - conn.info[started].pop(), None)
 
     def failed(context: Any) -> None:
         stack = context.connection.info.get(started) if context.connection is not None else None
-        if stack:
-            stack.pop()
+        if stack:  # the statement had started: not a failure to connect
+            observer(context.statement or "", time.perf_counter() - stack.pop(), context.original_exception)
 
     event.listen(sync_engine, "before_cursor_execute", before)
     event.listen(sync_engine, "after_cursor_execute", after)

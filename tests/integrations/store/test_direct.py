@@ -5,14 +5,17 @@ never handing a broken connection back to the pool."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import Select, column, event, func, literal, select, table, text
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from integrations.store.direct import DIRECT, direct_read, observe_direct_reads
+from integrations.errors import StoreUnavailableError
+from integrations.store.direct import DIRECT, DirectReadFailed, may_read_directly, observe_direct_reads, read_directly
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.records import (
     KEYS,
@@ -54,9 +57,9 @@ async def test_a_direct_read_gives_what_sqlalchemy_gives(
     engine: AsyncEngine, seeded: StoreSession, record: type[Record], column: str
 ) -> None:
     statement = select_by_keys(record, column, engine.dialect.name)
-    assert direct_read(statement, engine.dialect) is not None
+    assert may_read_directly(statement, engine)
     seen: list[str] = []
-    stop = observe_direct_reads(engine, lambda sql, _seconds: seen.append(sql))
+    stop = observe_direct_reads(engine, lambda sql, _seconds, _error: seen.append(sql))
     try:
         keys = [1, 3, 4, 999]  # one missing
         records = await seeded.records(statement, record, {KEYS: keys})
@@ -79,7 +82,7 @@ async def test_no_keys_read_nothing(engine: AsyncEngine, seeded: StoreSession) -
 async def test_the_sql_is_the_same_for_any_number_of_keys(engine: AsyncEngine, seeded: StoreSession) -> None:
     seen: list[str] = []
     statement = select_by_keys(CustomerRecord, "id", engine.dialect.name)
-    stop = observe_direct_reads(engine, lambda sql, _seconds: seen.append(sql))
+    stop = observe_direct_reads(engine, lambda sql, _seconds, _error: seen.append(sql))
     try:
         for keys in ([1], [1, 2], list(range(1, 1001))):
             await seeded.records(statement, CustomerRecord, {KEYS: keys})
@@ -91,19 +94,39 @@ async def test_the_sql_is_the_same_for_any_number_of_keys(engine: AsyncEngine, s
 
 async def test_only_marked_statements_are_read_directly(engine: AsyncEngine) -> None:
     marked = select(func.count()).select_from(text("customer")).execution_options(**{DIRECT: True})
-    assert direct_read(marked, engine.dialect) is not None
-    assert direct_read(marked.execution_options(**{DIRECT: False}), engine.dialect) is None
-    assert direct_read(select(func.count()).select_from(text("customer")), engine.dialect) is None
+    assert may_read_directly(marked, engine)
+    assert await read_directly(engine, marked, {}) == [[0]] or await read_directly(engine, marked, {}) == [(0,)]
+    assert not may_read_directly(marked.execution_options(**{DIRECT: False}), engine)
+    assert not may_read_directly(select(func.count()).select_from(text("customer")), engine)
 
 
-async def test_a_statement_sqlalchemy_renders_at_execution_is_not_read_directly(engine: AsyncEngine) -> None:
+async def test_a_statement_sqlalchemy_renders_at_execution_is_left_to_it(engine: AsyncEngine) -> None:
     expanding = select_by_keys(CustomerRecord, "id", "another database")  # IN with a placeholder per key
-    assert direct_read(expanding, engine.dialect) is None
+    assert await read_directly(engine, expanding, {KEYS: [1]}) is None
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_missing_parameter_is_left_to_sqlalchemy_to_report(engine: AsyncEngine, store: StoreSession) -> None:
+    statement = select_by_keys(CustomerRecord, "id", engine.dialect.name)
+    assert await read_directly(engine, statement, {}) is None
+    with pytest.raises(StatementError, match="keys"):
+        await store.records(statement, CustomerRecord)
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_binds_keys_as_json_only_for_integer_columns(engine: AsyncEngine, seeded: StoreSession) -> None:
+    """json_each yields JSON's types: a text column compared with them would not match as a placeholder does."""
+    assert "json_each" in str(select_by_keys(CustomerRecord, "id", "sqlite"))
+    by_email = select_by_keys(CustomerRecord, "email", "sqlite")
+    assert "json_each" not in str(by_email)
+    (customer,) = await seeded.records(select_by_keys(CustomerRecord, "id", "sqlite"), CustomerRecord, {KEYS: [1]})
+    assert await seeded.records(by_email, CustomerRecord, {KEYS: [customer.email]}) == [customer]
 
 
 async def test_every_statement_observer_sees_both_paths_once(engine: AsyncEngine, seeded: StoreSession) -> None:
     seen: list[str] = []
-    stop = observe_statements(engine, lambda sql, seconds: seen.append(sql) if seconds >= 0 else None)
+    stop = observe_statements(engine, lambda sql, seconds, error: seen.append(sql) if seconds >= 0 else None)
     try:
         await seeded.records(select_by_keys(CustomerRecord, "id", engine.dialect.name), CustomerRecord, {KEYS: [1]})
         await seeded.scalars(select(func.count()).select_from(text("product")))
@@ -129,7 +152,7 @@ async def test_a_failed_direct_read_is_run_through_sqlalchemy_and_its_connection
         await greenlet_spawn(raw.close)  # back in the pool
         await driver.close()  # and dead there, as after a server restart (and used too recently to be pinged)
         direct: list[str] = []
-        stop = observe_direct_reads(engine, lambda sql, _seconds: direct.append(sql))
+        stop = observe_direct_reads(engine, lambda sql, _seconds, error: direct.append(sql) if error is None else None)
         errors: list[BaseException] = []
         event.listen(engine.sync_engine, "handle_error", lambda context: errors.append(context.original_exception))
         statement = select_by_keys(CustomerRecord, "id", engine.dialect.name)
@@ -166,26 +189,95 @@ async def test_a_direct_read_whose_server_connection_was_killed_falls_back(store
         await engine.dispose()
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def slow(dialect: str) -> Select[Any]:
+    """A statement that runs for a while (about half a second on SQLite here)."""
+    if dialect == "postgresql":
+        return select(func.pg_sleep(30))
+    numbers = select(literal(1).label("x")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(select(numbers.c.x + 1).where(numbers.c.x < 3_000_000))
+    return select(func.count()).select_from(numbers)
+
+
 async def test_a_cancelled_direct_read_does_not_return_its_busy_connection(store_url: str) -> None:
     """Cancelled mid-statement (a client went away), the connection is still busy with it on the server: it is
     invalidated, not given to the next read (asyncpg would refuse it: "another operation is in progress")."""
     engine = create_engine(store_url, pool_size=1)
     try:
-        slow = select(func.pg_sleep(30)).execution_options(**{DIRECT: True})
-        read = direct_read(slow, engine.dialect)
-        assert read is not None
-        task = asyncio.create_task(read.rows(engine, {}))
-        await asyncio.sleep(0.3)
+        invalidated: list[object] = []
+        event.listen(engine.sync_engine, "invalidate", lambda *_args: invalidated.append(None))
+        statement = slow(engine.dialect.name).execution_options(**{DIRECT: True})
+        task = asyncio.create_task(read_directly(engine, statement, {}))
+        await asyncio.sleep(0.1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        assert len(invalidated) == 1
         assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-        quick = direct_read(select(func.now()).execution_options(**{DIRECT: True}), engine.dialect)
-        assert quick is not None
-        assert len(await asyncio.wait_for(quick.rows(engine, {}), 5)) == 1
+        quick = select(func.count()).select_from(text("customer")).execution_options(**{DIRECT: True})
+        assert await asyncio.wait_for(read_directly(engine, quick, {}), 5) is not None
     finally:
         await engine.dispose()
+
+
+async def test_a_statement_error_keeps_the_connection_and_is_reported(engine: AsyncEngine, store: StoreSession) -> None:
+    """A statement the database refuses fails the direct read (observers see the error) and then fails through
+    SQLAlchemy with its usual error; the connection, healthy, goes back to the pool instead of being replaced."""
+    broken: Select[Any] = select(column("id")).select_from(table("no_such_table")).execution_options(**{DIRECT: True})
+    errors: list[BaseException | None] = []
+    stop = observe_statements(engine, lambda _sql, _seconds, error: errors.append(error))
+    connects: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda *_args: connects.append(None))
+    await store.records(select(func.count()).select_from(text("customer")).execution_options(**{DIRECT: True}), int)
+    connected = len(connects)
+    try:
+        with pytest.raises(DirectReadFailed):
+            await read_directly(engine, broken, {})
+        with pytest.raises(DBAPIError):
+            await store.records(broken, int)
+    finally:
+        stop()
+    assert len(connects) == connected  # no connection given up
+    assert [error is not None for error in errors] == [False, True, True, True]  # direct, then SQLAlchemy's
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+async def test_no_connection_to_be_had_fails_once_without_a_second_try(where: str, tmp_path: Path) -> None:
+    """When the pool cannot connect, the read fails as any other (StoreUnavailableError), without trying again
+    through SQLAlchemy (a second connect timeout)."""
+    if where == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/missing/store.db"  # its directory does not exist
+    else:
+        url = "postgresql+asyncpg://postgres@127.0.0.1:1/test"  # nothing listens there
+    engine = create_engine(url)
+    attempts: list[object] = []
+    event.listen(engine.sync_engine, "do_connect", lambda *_args: attempts.append(None))
+    store = StoreSession(create_sessionmaker(engine))
+    try:
+        with pytest.raises(StoreUnavailableError):
+            await store.records(select_by_keys(CustomerRecord, "id", where), CustomerRecord, {KEYS: [1]})
+    finally:
+        await store.close()
+        await engine.dispose()
+    assert len(attempts) == 1
+
+
+async def test_an_observer_that_raises_neither_fails_nor_repeats_the_read(
+    engine: AsyncEngine, seeded: StoreSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    def broken(_sql: str, _seconds: float, _error: BaseException | None) -> None:
+        raise RuntimeError("observer bug")
+
+    stops = [observe_statements(engine, broken), observe_statements(engine, lambda sql, *_: seen.append(sql))]
+    try:
+        statement = select_by_keys(CustomerRecord, "id", engine.dialect.name)
+        assert [record.id for record in await seeded.records(statement, CustomerRecord, {KEYS: [1]})] == [1]
+    finally:
+        for stop in stops:
+            stop()
+    assert len(seen) == 1
+    assert "a statement observer failed" in caplog.text
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
