@@ -37,8 +37,9 @@ R = TypeVar("R")
 
 class StoreSession:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, record_reads: bool = False) -> None:
-        self._session = sessionmaker()
-        self._engine = _engine_of(self._session)
+        self._sessionmaker = sessionmaker
+        self._orm: AsyncSession | None = None  # made when first needed: most requests only read records
+        self._engine = _engine_of(sessionmaker)
         self.dialect: str = self._engine.dialect.name
         self._lock = asyncio.Lock()
         self._after_write: list[Callable[[], None]] = []
@@ -124,6 +125,12 @@ class StoreSession:
             rows: Sequence[Any] = (await connection.execute(statement, parameters)).all()
         return rows
 
+    @property
+    def _session(self) -> AsyncSession:
+        if self._orm is None:
+            self._orm = self._sessionmaker()
+        return self._orm
+
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
         """One statement in its own short transaction, ended before anyone else may use the session."""
@@ -159,11 +166,12 @@ class StoreSession:
         """Close once no statement is in flight: a resolver task the executor abandoned or cancelled may still be
         inside one, and closing under it raised IllegalStateChangeError out of the request (a 500)."""
         async with self._lock:
-            await self._session.close()
+            if self._orm is not None:
+                await self._orm.close()
 
 
-def _engine_of(session: AsyncSession) -> AsyncEngine:
-    bind = session.bind
+def _engine_of(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    bind = sessionmaker.kw.get("bind")
     assert isinstance(bind, AsyncEngine), "a store session is bound to the store's engine"
     return bind
 

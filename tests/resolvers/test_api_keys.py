@@ -314,6 +314,7 @@ class Breakable:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self.sessionmaker = sessionmaker
+        self.kw = sessionmaker.kw  # its engine, as the real one gives it
         self.broken = False
 
     def __call__(self) -> AsyncSession:

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.models import Customer
+from integrations.store.records import KEYS, CustomerRecord, as_records, select_by_keys
 from integrations.store.session import StoreSession
 
 
@@ -102,3 +103,31 @@ async def test_records_are_read_without_an_explicit_transaction_on_postgresql(
     finally:
         event.remove(engine.sync_engine, "after_cursor_execute", observe)
     assert in_transaction == [False, True]
+
+
+class CountingSessions:
+    """The store's sessionmaker, counting the ORM sessions made."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sessionmaker = create_sessionmaker(engine)
+        self.kw = self.sessionmaker.kw
+        self.made = 0
+
+    def __call__(self) -> Any:
+        self.made += 1
+        return self.sessionmaker()
+
+
+async def test_a_request_that_reads_only_records_makes_no_orm_session(engine: AsyncEngine) -> None:
+    """Making and closing an unused AsyncSession was a good part of a small request's fixed cost."""
+    sessions = CountingSessions(engine)
+    store = StoreSession(sessions)  # type: ignore[arg-type]
+    try:
+        await store.records(select_by_keys(CustomerRecord, "id", engine.dialect.name), CustomerRecord, {KEYS: [1]})
+        await store.records(*as_records(select(Customer).limit(3)))  # type: ignore[misc]
+        assert sessions.made == 0
+        await store.scalars(select(Customer))
+        await add_customer(store, "ada@example.com")
+        assert sessions.made == 1  # one for the request, made when first needed
+    finally:
+        await store.close()
