@@ -61,8 +61,13 @@ def observe_direct_reads(engine: AsyncEngine, observer: StatementObserver) -> Ca
 
 
 def may_read_directly(statement: Select[Any], engine: AsyncEngine) -> bool:
-    """`statement` is marked `DIRECT` and `engine`'s driver is one this module can call."""
-    return bool(statement.get_execution_options().get(DIRECT)) and engine.dialect.driver in _DRIVERS
+    """`statement` is marked `DIRECT`, `engine`'s driver is one this module can call, and `read_directly` has not
+    found that it cannot run it."""
+    return (
+        bool(statement.get_execution_options().get(DIRECT))
+        and engine.dialect.driver in _DRIVERS
+        and (statement, engine.dialect) not in _refused
+    )
 
 
 async def read_directly(engine: AsyncEngine, statement: Select[Any], parameters: Mapping[str, Any]) -> list[Any] | None:
@@ -80,6 +85,8 @@ async def read_directly(engine: AsyncEngine, statement: Select[Any], parameters:
         await greenlet_spawn(connection.close)
         raise
     if read is None or values is None:
+        if read is None:  # for good: the next reads of it go to SQLAlchemy without taking a connection first
+            _refused.add((statement, engine.dialect))
         await greenlet_spawn(connection.close)
         return None
     driver: Any = connection.driver_connection
@@ -162,6 +169,8 @@ def _compile(statement: Select[Any], dialect: Dialect) -> _Read | None:
 
 
 _REQUIRED = object()
+_refused: set[tuple[Select[Any], Dialect]] = set()
+"""Marked statements `_compiled` cannot run (few: each is built once), by dialect."""
 
 
 class _Missing(Exception):
@@ -176,12 +185,16 @@ def _bound(given: Mapping[str, Any], name: str, process: Processor | None, bound
 
 
 def _notify(engine: AsyncEngine, sql: str, seconds: float, error: BaseException | None) -> None:
-    """Observers see every direct read; one that raises is logged and never fails or repeats the read."""
     for observer in _observers.get(engine.sync_engine, ()):
-        try:
-            observer(sql, seconds, error)
-        except Exception:
-            logger.exception("a statement observer failed")
+        tell(observer, sql, seconds, error)
+
+
+def tell(observer: StatementObserver, sql: str, seconds: float, error: BaseException | None) -> None:
+    """Call `observer`; one that raises is logged, and never fails, repeats or hides a statement or its error."""
+    try:
+        observer(sql, seconds, error)
+    except Exception:
+        logger.exception("a statement observer failed")
 
 
 async def _fetch_asyncpg(connection: Any, sql: str, values: list[Any]) -> Any:

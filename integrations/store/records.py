@@ -112,9 +112,10 @@ def select_by_keys(record: type[Record], column: str, dialect: str) -> Select[An
     batch, and the same SQL text (and prepared statement) serves any number of keys. PostgreSQL gets
     ``column = ANY(:keys)`` with one array parameter, SQLite ``column IN (SELECT value FROM json_each(:keys))`` with
     one JSON array for an integer column: an ``IN`` with a placeholder per key (what other columns get) is
-    rendered anew for every batch, 0.2-0.45 ms more for 50-150 keys. The statement is marked `DIRECT`: the store
-    runs it on the driver itself when it can (`direct.py`)."""
+    rendered anew for every batch, 0.2-0.45 ms more for 50-150 keys. Those constant statements are marked `DIRECT`:
+    the store runs them on the driver itself when it can (`direct.py`)."""
     target = table_of(record).c[column]
+    direct = True
     if dialect == "postgresql":
         condition = target == any_(bindparam(KEYS, type_=ARRAY(target.type)))
     elif dialect == "sqlite" and isinstance(target.type, Integer):  # json_each's values compare as JSON's types
@@ -122,7 +123,8 @@ def select_by_keys(record: type[Record], column: str, dialect: str) -> Select[An
         condition = target.in_(select(keys.c.value))
     else:
         condition = target.in_(bindparam(KEYS, expanding=True))
-    statement = select_records(record).where(condition).execution_options(**{DIRECT: True})
+        direct = False  # rendered anew for each batch by SQLAlchemy: nothing to run directly
+    statement = select_records(record).where(condition).execution_options(**{DIRECT: direct})
     if target.primary_key:  # the response cache's tags: a lookup by primary key, not a listing
         statement = statement.execution_options(**{BY_PRIMARY_KEY: True})
     return statement

@@ -38,7 +38,7 @@ R = TypeVar("R")
 class StoreSession:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, record_reads: bool = False) -> None:
         self._sessionmaker = sessionmaker
-        self._orm: AsyncSession | None = None  # made when first needed: most requests only read records
+        self._orm: AsyncSession | None = None  # see `_session`
         self._engine = _engine_of(sessionmaker)
         self.dialect: str = self._engine.dialect.name
         self._lock = asyncio.Lock()
@@ -125,8 +125,8 @@ class StoreSession:
             rows: Sequence[Any] = (await connection.execute(statement, parameters)).all()
         return rows
 
-    @property
     def _session(self) -> AsyncSession:
+        """The request's ORM session, made when first needed (most requests only read records)."""
         if self._orm is None:
             self._orm = self._sessionmaker()
         return self._orm
@@ -135,24 +135,27 @@ class StoreSession:
     async def _read(self) -> AsyncIterator[AsyncSession]:
         """One statement in its own short transaction, ended before anyone else may use the session."""
         async with self._lock, _translate():
+            session = self._session()
             try:
-                yield self._session
+                yield session
             except BaseException:
-                self._session.expunge_all()  # what was read stays readable: a rollback would expire it
-                await self._session.rollback()
+                session.expunge_all()  # what was read stays readable: a rollback would expire it
+                await session.rollback()
                 raise
-            await self._session.commit()
+            await session.commit()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """Hold the session exclusively for a write; commit on success, roll back on any error."""
         async with self._lock:
+            async with _translate():
+                session = self._session()
             try:
                 async with _translate():
-                    yield self._session
-                    await self._session.commit()
+                    yield session
+                    await session.commit()
             except BaseException:
-                await self._session.rollback()
+                await session.rollback()
                 raise
         for callback in self._after_write:
             callback()

@@ -7,6 +7,7 @@ directly (`direct.py`) and only `direct.observe_direct_reads` sees those. Counti
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,25 +15,29 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from integrations.store.direct import StatementObserver, observe_direct_reads
+from integrations.store.direct import StatementObserver, observe_direct_reads, tell
 
 
 def observe_statements(engine: AsyncEngine, observer: StatementObserver) -> Callable[[], None]:
     """Tell `observer` about every statement `engine` runs, through SQLAlchemy or directly, once it succeeded or
-    failed; returns the function that stops it."""
+    failed (a cancelled one is not reported, on either path); returns the function that stops it. An observer that
+    raises is logged: it never fails a statement or hides its error."""
     sync_engine = engine.sync_engine
-    started = object()  # this registration's key in a connection's `info`: a stack of start times
+    started = f"_gateway_started_{next(_registrations)}"  # this registration's start time, on the execution context
 
-    def before(conn: Any, _cursor: Any, _statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
-        conn.info.setdefault(started, []).append(time.perf_counter())
+    def before(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        if context is not None:
+            setattr(context, started, time.perf_counter())
 
-    def after(conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
-        observer(statement, time.perf_counter() - conn.info[started].pop(), None)
+    def after(_conn: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
+        begun = getattr(context, started, None)
+        if begun is not None:
+            tell(observer, statement, time.perf_counter() - begun, None)
 
-    def failed(context: Any) -> None:
-        stack = context.connection.info.get(started) if context.connection is not None else None
-        if stack:  # the statement had started: not a failure to connect
-            observer(context.statement or "", time.perf_counter() - stack.pop(), context.original_exception)
+    def failed(exception: Any) -> None:
+        begun = getattr(exception.execution_context, started, None)  # None: it failed before reaching the database
+        if begun is not None and isinstance(exception.original_exception, Exception):
+            tell(observer, exception.statement or "", time.perf_counter() - begun, exception.original_exception)
 
     event.listen(sync_engine, "before_cursor_execute", before)
     event.listen(sync_engine, "after_cursor_execute", after)
@@ -46,3 +51,6 @@ def observe_statements(engine: AsyncEngine, observer: StatementObserver) -> Call
         stop_direct()
 
     return stop
+
+
+_registrations = itertools.count()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Select, column, event, func, literal, select, table, text
+from sqlalchemy import Select, bindparam, column, event, func, literal, select, table, text
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
@@ -25,6 +25,7 @@ from integrations.store.records import (
     ProductRecord,
     Record,
     select_by_keys,
+    table_of,
 )
 from integrations.store.session import StoreSession
 from integrations.store.statements import observe_statements
@@ -100,10 +101,30 @@ async def test_only_marked_statements_are_read_directly(engine: AsyncEngine) -> 
     assert not may_read_directly(select(func.count()).select_from(text("customer")), engine)
 
 
-async def test_a_statement_sqlalchemy_renders_at_execution_is_left_to_it(engine: AsyncEngine) -> None:
+async def test_a_statement_rendered_per_batch_is_not_marked(engine: AsyncEngine) -> None:
     expanding = select_by_keys(CustomerRecord, "id", "another database")  # IN with a placeholder per key
-    assert await read_directly(engine, expanding, {KEYS: [1]}) is None
-    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert not may_read_directly(expanding, engine)
+
+
+async def test_a_marked_statement_found_unreadable_directly_takes_no_connection_again(
+    engine: AsyncEngine, store: StoreSession
+) -> None:
+    """Known only once compiled for the engine's dialect: the first read takes a connection to learn it, the
+    later ones go to SQLAlchemy at once (a batch never waits for the pool twice)."""
+    customers = table_of(CustomerRecord)
+    expanding = (
+        select(customers.c.id)
+        .where(customers.c.id.in_(bindparam(KEYS, expanding=True)))
+        .execution_options(**{DIRECT: True})
+    )
+    checkouts: list[object] = []
+    event.listen(engine.sync_engine, "checkout", lambda *_args: checkouts.append(None))
+    assert may_read_directly(expanding, engine)
+    assert await store.records(expanding, int, {KEYS: [1]}) == []
+    assert len(checkouts) == 2  # the direct attempt, then SQLAlchemy
+    assert not may_read_directly(expanding, engine)
+    assert await store.records(expanding, int, {KEYS: [1]}) == []
+    assert len(checkouts) == 3
 
 
 async def test_a_missing_parameter_is_left_to_sqlalchemy_to_report(engine: AsyncEngine, store: StoreSession) -> None:
@@ -261,23 +282,44 @@ async def test_no_connection_to_be_had_fails_once_without_a_second_try(where: st
     assert len(attempts) == 1
 
 
-async def test_an_observer_that_raises_neither_fails_nor_repeats_the_read(
+async def test_an_observer_that_raises_neither_fails_nor_repeats_nor_hides_a_statement(
     engine: AsyncEngine, seeded: StoreSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    seen: list[str] = []
+    seen: list[tuple[str, str | None]] = []
 
     def broken(_sql: str, _seconds: float, _error: BaseException | None) -> None:
         raise RuntimeError("observer bug")
 
-    stops = [observe_statements(engine, broken), observe_statements(engine, lambda sql, *_: seen.append(sql))]
+    def record(sql: str, seconds: float, error: BaseException | None) -> None:
+        assert 0 <= seconds < 5
+        seen.append((sql, type(error).__name__ if error else None))
+
+    stops = [observe_statements(engine, broken), observe_statements(engine, record)]
     try:
         statement = select_by_keys(CustomerRecord, "id", engine.dialect.name)
         assert [record.id for record in await seeded.records(statement, CustomerRecord, {KEYS: [1]})] == [1]
+        assert len(await seeded.scalars(select(func.count()).select_from(text("customer")))) == 1  # SQLAlchemy's
+        with pytest.raises(DBAPIError):  # the database's error, not the observer's
+            await seeded.scalars(select(column("id")).select_from(table("no_such_table")))
     finally:
         for stop in stops:
             stop()
-    assert len(seen) == 1
+    assert [error for _sql, error in seen] == [None, None, DBAPI_ERRORS[engine.dialect.name]]
     assert "a statement observer failed" in caplog.text
+
+
+DBAPI_ERRORS = {"sqlite": "OperationalError", "postgresql": "ProgrammingError"}
+
+
+async def test_a_cancelled_statement_is_not_reported_as_failed(engine: AsyncEngine, store: StoreSession) -> None:
+    errors: list[BaseException | None] = []
+    stop = observe_statements(engine, lambda _sql, _seconds, error: errors.append(error))
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.scalars(slow(engine.dialect.name)), 0.1)
+    finally:
+        stop()
+    assert errors == []
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlmodel import col, select
 
+from integrations.errors import StoreUnavailableError
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.models import Customer
 from integrations.store.records import KEYS, CustomerRecord, as_records, select_by_keys
@@ -129,5 +130,27 @@ async def test_a_request_that_reads_only_records_makes_no_orm_session(engine: As
         await store.scalars(select(Customer))
         await add_customer(store, "ada@example.com")
         assert sessions.made == 1  # one for the request, made when first needed
+    finally:
+        await store.close()
+
+
+class Unreachable(CountingSessions):
+    """A sessionmaker whose sessions cannot be made (the database went away)."""
+
+    def __call__(self) -> Any:
+        self.made += 1
+        raise ConnectionRefusedError("the database went away")
+
+
+async def test_a_session_that_cannot_be_made_fails_once_as_unavailable(engine: AsyncEngine) -> None:
+    sessions = Unreachable(engine)
+    store = StoreSession(sessions)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(StoreUnavailableError):
+            await add_customer(store, "ada@example.com")
+        assert sessions.made == 1
+        with pytest.raises(StoreUnavailableError):
+            await store.scalars(select(Customer))
+        assert sessions.made == 2
     finally:
         await store.close()
