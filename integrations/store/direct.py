@@ -1,13 +1,15 @@
 """Constant reads run on the driver itself, past SQLAlchemy's execution.
 
 A loader's batch is one SELECT that never changes (`records.select_by_keys`): only its keys do. Through
-SQLAlchemy it still costs 300-550 µs of CPU: an execution context, the result machinery, and on SQLite five trips
-to aiosqlite's thread (cursor, execute, fetch, close, rollback). Compiled once here, the same SQL runs with one
-driver call on a connection of the engine's own pool (asyncpg's ``fetch``, aiosqlite's ``execute_fetchall``, one
-trip) in about 180-250 µs, its parameters and results converted by the column types' own processors, so the values
-are those SQLAlchemy would return.
+SQLAlchemy it still costs 400-600 µs of CPU (50 keys): an execution context, the result machinery, and on SQLite
+five trips to aiosqlite's thread (cursor, execute, fetch, close, rollback). Compiled once here, the same SQL runs
+with one driver call on a connection of the engine's own pool (asyncpg's ``fetch``, aiosqlite's
+``execute_fetchall``, one trip) in about 180-250 µs, its parameters and results converted by the column types' own
+processors, so the values are those SQLAlchemy would return.
 
-Only statements marked `DIRECT` go this way, and only on asyncpg and aiosqlite. Failures:
+Only statements marked `DIRECT` go this way, and only on asyncpg and aiosqlite. One that cannot be run so after
+all (a parameter rendered at execution, a type whose processor needs the cursor's type code) is left to
+SQLAlchemy, and remembered; a read missing a parameter is left to SQLAlchemy to report. Failures:
 
 - taking a connection from the pool fails as it would through SQLAlchemy (the caller translates the error);
 - the driver call fails (`DirectReadFailed`): the caller runs the statement through SQLAlchemy instead
