@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from sqlalchemy import JSON, Integer, Select, Table, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from integrations.store.direct import DIRECT
+from integrations.store.direct import DIRECT, DIRECT_BY_SHAPE
 from integrations.store.models import Base
 from integrations.store.tags import BY_PRIMARY_KEY
 
@@ -89,7 +89,8 @@ def select_records(record: type[Record]) -> Select[Any]:
 
 def as_records(statement: Select[Any]) -> tuple[Select[Any], type[Record]] | None:
     """`select(Model)…` (filters, order, limit) selecting the columns of `Model`'s record instead, with that
-    record; None when the statement selects anything else or `Model` has no record."""
+    record; None when the statement selects anything else or `Model` has no record. It is marked
+    `DIRECT_BY_SHAPE`: the store runs it on the driver itself when it can (`direct.py`)."""
     descriptions = statement.column_descriptions
     if len(descriptions) != 1:
         return None
@@ -99,7 +100,7 @@ def as_records(statement: Select[Any]) -> tuple[Select[Any], type[Record]] | Non
     record = BY_TABLE.get(str(getattr(entity, "__tablename__", "")))
     if record is None or table_of(record) is not getattr(entity, "__table__", None):
         return None
-    return statement.with_only_columns(*_columns(record)), record
+    return statement.with_only_columns(*_columns(record)).execution_options(**{DIRECT_BY_SHAPE: True}), record
 
 
 KEYS = "keys"

@@ -8,8 +8,8 @@ A read ends its transaction at once, handing the connection back to the pool: a 
 connection while it waits for something else (a provider call, another session of the same pool). Holding one
 there deadlocked the pool under load once every connection belonged to a request waiting for another.
 
-Reads of records (`records`) skip the ORM: the loaders' constant statements run on the driver directly
-(`direct.py`), the others on a pool connection of their own.
+Reads of records (`records`) skip the ORM: the loaders' batches and the pages run on the driver directly when they
+can (`direct.py`), anything else on a pool connection of its own.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ class StoreSession:
         self, statement: Select[Any], record: type[R], parameters: dict[str, Any] | None = None
     ) -> list[R]:
         """A `record` for each row of `statement` (see `records.py`): read-only values, no ORM entities. A statement
-        marked `direct.DIRECT` is run on the driver itself when it can be, else (or when that fails) as any other."""
+        marked for it (`direct.DIRECT`, `direct.DIRECT_BY_SHAPE`) is run on the driver itself when it can be, else (or
+        when that fails) as any other."""
         rows = None
         if may_read_directly(statement, self._engine):
             rows = await self._direct(statement, parameters or {})

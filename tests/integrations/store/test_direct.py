@@ -5,6 +5,7 @@ never handing a broken connection back to the pool."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ from sqlalchemy import Select, bindparam, column, event, func, literal, select, 
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
+from sqlmodel import col
 
 from integrations.errors import StoreUnavailableError
+from integrations.store import models
 from integrations.store.direct import DIRECT, DirectReadFailed, may_read_directly, observe_direct_reads, read_directly
 from integrations.store.engine import create_engine, create_sessionmaker
 from integrations.store.records import (
@@ -24,6 +27,7 @@ from integrations.store.records import (
     OrderRecord,
     ProductRecord,
     Record,
+    as_records,
     select_by_keys,
     table_of,
 )
@@ -50,7 +54,7 @@ async def seeded(store: StoreSession) -> StoreSession:
 
 async def through_sqlalchemy(engine: AsyncEngine, statement: Any, keys: list[Any]) -> list[Any]:
     async with engine.connect() as connection:
-        return [tuple(row) for row in await connection.execute(statement, {KEYS: keys})]
+        return [tuple(row) for row in await connection.execute(statement, {KEYS: keys} if keys else {})]
 
 
 @pytest.mark.parametrize(("record", "column"), KEYED, ids=lambda value: getattr(value, "__name__", value))
@@ -122,7 +126,6 @@ async def test_a_marked_statement_found_unreadable_directly_takes_no_connection_
     assert may_read_directly(expanding, engine)
     assert await store.records(expanding, int, {KEYS: [1]}) == []
     assert len(checkouts) == 2  # the direct attempt, then SQLAlchemy
-    assert not may_read_directly(expanding, engine)
     assert await store.records(expanding, int, {KEYS: [1]}) == []
     assert len(checkouts) == 3
 
@@ -133,6 +136,56 @@ async def test_a_missing_parameter_is_left_to_sqlalchemy_to_report(engine: Async
     with pytest.raises(StatementError, match="keys"):
         await store.records(statement, CustomerRecord)
     assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def page_of_orders(*conditions: Any, after: int = 0, size: int = 3) -> Select[Any]:
+    statement = select(models.Order).where(col(models.Order.id) > after, *conditions)
+    converted = as_records(statement.order_by(col(models.Order.id)).limit(size))
+    assert converted is not None
+    return converted[0]
+
+
+async def test_statements_of_one_shape_share_a_compiled_read_with_their_own_values(
+    engine: AsyncEngine, seeded: StoreSession
+) -> None:
+    """Pages are rebuilt per request (`as_records`, marked `DIRECT_BY_SHAPE`): each runs with its own values
+    (cursor, size, filters), compiled once for their shape."""
+    placed = datetime(2020, 1, 1, tzinfo=UTC)
+    pages = [
+        page_of_orders(after=0, size=2),
+        page_of_orders(after=2, size=3),
+        page_of_orders(col(models.Order.created_at) > placed, after=1, size=5),  # a type with a bind processor
+        page_of_orders(col(models.Order.created_at) > datetime(2999, 1, 1, tzinfo=UTC), after=0, size=5),
+        page_of_orders(col(models.Order.customer_id) == 2, after=0, size=5),
+    ]
+    seen: list[str] = []
+    stop = observe_direct_reads(engine, lambda sql, _seconds, _error: seen.append(sql))
+    try:
+        found = [await seeded.records(page, OrderRecord) for page in pages]
+    finally:
+        stop()
+    assert len(seen) == len(pages)  # all directly
+    assert seen[0] == seen[1]
+    assert seen[2] == seen[3]
+    for page, records in zip(pages, found, strict=True):
+        assert records == [OrderRecord(*row) for row in await through_sqlalchemy(engine, page, [])]
+    assert [[record.id for record in records] for records in found[:2]] == [[1, 2], [3, 4, 5]]
+    assert found[3] == []
+    assert found[2]
+    assert all(record.created_at > placed for record in found[2])
+
+
+async def test_a_shape_found_unreadable_directly_takes_no_connection_again(
+    engine: AsyncEngine, seeded: StoreSession
+) -> None:
+    checkouts: list[object] = []
+    event.listen(engine.sync_engine, "checkout", lambda *_args: checkouts.append(None))
+    first = page_of_orders(col(models.Order.customer_id).in_([1, 2]))  # an IN SQLAlchemy renders per execution
+    second = page_of_orders(col(models.Order.customer_id).in_([3]))
+    assert [record.customer_id in (1, 2) for record in await seeded.records(first, OrderRecord)] == [True] * 3
+    assert len(checkouts) == 2  # the direct attempt, then SQLAlchemy
+    assert all(record.customer_id == 3 for record in await seeded.records(second, OrderRecord))
+    assert len(checkouts) == 3
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
