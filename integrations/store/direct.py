@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,8 +88,10 @@ async def read_directly(engine: AsyncEngine, statement: Select[Any], parameters:
         return None
     key, cache_key = keyed
     read = _reads.get(key)
-    if read is None and key in _reads:
-        return None
+    if read is not None or key in _reads:
+        _reads.move_to_end(key)  # least recently used first out
+        if read is None:
+            return None
     connection = await _checkout(engine)  # connected once, the dialect knows its server: compile after this
     try:
         if read is None:
@@ -164,7 +167,9 @@ def _key(statement: Select[Any], dialect: Dialect) -> tuple[Hashable, CacheKey |
     if statement.get_execution_options().get(DIRECT):
         return (statement, dialect), None
     cache_key = statement._generate_cache_key()
-    return None if cache_key is None else ((cache_key.key, dialect), cache_key)
+    if cache_key is None or cache_key.params:  # values set with `.params()` travel apart from the cache key
+        return None
+    return (cache_key.key, dialect), cache_key
 
 
 def _compiled(statement: Select[Any], dialect: Dialect, cache_key: CacheKey | None) -> _Read | None:
@@ -202,14 +207,15 @@ def _compile(statement: Select[Any], dialect: Dialect, cache_key: CacheKey | Non
 def _remember(key: Hashable, read: _Read | None) -> _Read | None:
     _reads[key] = read
     if len(_reads) > _KEPT:
-        _reads.pop(next(iter(_reads)))
+        _reads.popitem(last=False)
     return read
 
 
 _KEPT = 512
-_reads: dict[Hashable, _Read | None] = {}
+_reads: OrderedDict[Hashable, _Read | None] = OrderedDict()
 """Compiled reads by statement (`DIRECT`) or shape (`DIRECT_BY_SHAPE`) and dialect, None for one that cannot be run
-directly; the oldest are dropped past `_KEPT` (a statement kept by identity stays alive while it is here)."""
+directly; the least recently used are dropped past `_KEPT` (the gateway's list queries make a few hundred shapes;
+a statement kept by identity stays alive while it is here)."""
 
 
 def _notify(engine: AsyncEngine, sql: str, seconds: float, error: BaseException | None) -> None:

@@ -175,6 +175,16 @@ async def test_statements_of_one_shape_share_a_compiled_read_with_their_own_valu
     assert all(record.created_at > placed for record in found[2])
 
 
+async def test_values_set_with_params_are_left_to_sqlalchemy(engine: AsyncEngine, seeded: StoreSession) -> None:
+    """`.params()` values are not part of the cache key's extracted values: such a page goes to SQLAlchemy,
+    which binds them (the direct path would have sent the bind's default)."""
+    statement = select(models.Order).where(col(models.Order.id) > bindparam("after", 0))
+    converted = as_records(statement.order_by(col(models.Order.id)).limit(2).params(after=3))
+    assert converted is not None
+    assert await read_directly(engine, converted[0], {}) is None
+    assert [record.id for record in await seeded.records(*converted)] == [4, 5]
+
+
 async def test_a_shape_found_unreadable_directly_takes_no_connection_again(
     engine: AsyncEngine, seeded: StoreSession
 ) -> None:
