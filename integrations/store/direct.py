@@ -146,7 +146,7 @@ class _Read:
         """The driver's parameters: those `given`, the rest as bound in the statement (for one keyed by its shape,
         the values extracted with its cache key), each through its type's bind processor."""
         extracted = None if cache_key is None else cache_key.bindparams
-        bound = self.compiled.construct_params(dict(given), extracted_parameters=extracted, escape_names=False) or {}
+        bound = self.compiled.construct_params(given, extracted_parameters=extracted, escape_names=False) or {}
         return [bound[name] if process is None else process(bound[name]) for name, process in self.parameters]
 
     def processed(self, rows: list[Any]) -> list[Any]:
@@ -187,13 +187,10 @@ def _compile(statement: Select[Any], dialect: Dialect, cache_key: CacheKey | Non
         compiled = statement.compile(dialect=dialect, cache_key=cache_key)
     if compiled.literal_execute_params or compiled.post_compile_params:
         return None  # rendered anew for each execution (an expanding IN)
-    binds = [compiled.binds[name] for name in compiled.positiontup or []]
-    if any(bind.callable is not None for bind in binds):
+    binds = [(name, compiled.binds[name]) for name in compiled.positiontup or []]  # a name may come twice (qmark)
+    if any(bind.callable is not None for _name, bind in binds):
         return None
-    parameters = tuple(
-        (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
-        for name, bind in zip(compiled.positiontup or [], binds, strict=True)
-    )
+    parameters = tuple((name, bind.type.dialect_impl(dialect).bind_processor(dialect)) for name, bind in binds)
     # SQLAlchemy gives a result processor the cursor's type code; a type that needs it (asyncpg's NUMERIC, FLOAT)
     # raises without one, and its statements are left to SQLAlchemy.
     results = tuple(

@@ -1,8 +1,9 @@
 """One hook for every SQL statement an engine runs, whichever way it runs.
 
-Most statements go through SQLAlchemy, whose cursor events see them; the loaders' constant reads go to the driver
-directly (`direct.py`) and only `direct.observe_direct_reads` sees those. Counting or timing statements through
-`observe_statements` covers both, so a counter cannot miss the reads that matter most for batching.
+Most statements go through SQLAlchemy, whose cursor events see them; record reads (the loaders' batches and the
+pages) go to the driver directly (`direct.py`) and only `direct.observe_direct_reads` sees those. Counting or
+timing statements through `observe_statements` covers both, so a counter cannot miss the reads that matter most
+for batching.
 """
 
 from __future__ import annotations
