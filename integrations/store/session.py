@@ -168,7 +168,10 @@ class StoreSession:
 
     async def close(self) -> None:
         """Close once no statement is in flight: a resolver task the executor abandoned or cancelled may still be
-        inside one, and closing under it raised IllegalStateChangeError out of the request (a 500)."""
+        inside one, and closing under it raised IllegalStateChangeError out of the request (a 500). The `after_write`
+        callbacks are dropped: the request's loaders, which they reach, hold this session, and that reference cycle
+        would leave everything the request read to the cyclic garbage collector."""
+        self._after_write.clear()
         async with self._lock:
             if self._orm is not None:
                 await self._orm.close()
