@@ -46,8 +46,8 @@ class StoreSession:
         self.reads: set[str] | None = set() if record_reads else None
         """With `record_reads`: the tags (see `tags.py`) of every row and listing read, for the response cache."""
 
-    async def scalars(self, statement: Select[T]) -> list[T]:
-        rows = await self._retried(lambda: self._scalars(statement))
+    async def scalars(self, statement: Select[T], parameters: dict[str, Any] | None = None) -> list[T]:
+        rows = await self._retried(lambda: self._scalars(statement, parameters))
         if self.reads is not None:
             self.reads |= read_tags(statement, rows)
         return rows
@@ -74,8 +74,8 @@ class StoreSession:
             self.reads |= read_tags(statement, [value])
         return value
 
-    async def rows(self, statement: Executable) -> Sequence[Any]:
-        rows = await self._retried(lambda: self._rows(statement))
+    async def rows(self, statement: Executable, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
+        rows = await self._retried(lambda: self._rows(statement, parameters))
         if self.reads is not None:
             self.reads |= read_tags(statement)
         return rows
@@ -92,17 +92,17 @@ class StoreSession:
                 raise
         return await read()
 
-    async def _scalars(self, statement: Select[T]) -> list[T]:
+    async def _scalars(self, statement: Select[T], parameters: dict[str, Any] | None) -> list[T]:
         async with self._read() as session:
-            return list((await session.scalars(statement)).all())
+            return list((await session.scalars(statement, parameters)).all())
 
     async def _scalar(self, statement: Select[T]) -> T | None:
         async with self._read() as session:
             return (await session.execute(statement)).scalar()
 
-    async def _rows(self, statement: Executable) -> Sequence[Any]:
+    async def _rows(self, statement: Executable, parameters: dict[str, Any] | None) -> Sequence[Any]:
         async with self._read() as session:
-            rows: Sequence[Any] = (await session.execute(statement)).all()
+            rows: Sequence[Any] = (await session.execute(statement, parameters)).all()
         return rows
 
     async def _direct(self, statement: Select[Any], parameters: dict[str, Any]) -> Sequence[Any] | None:

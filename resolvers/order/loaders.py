@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, func
+from sqlalchemy import Select, bindparam, func
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
@@ -45,41 +45,54 @@ class OrdersByCustomerIdLoader(BatchLoader[tuple[int, PageRequest], Page[Order]]
             by_request[request].append(customer_id)
         pages: dict[tuple[int, PageRequest], Page[Order]] = {}
         for request, customer_ids in by_request.items():
-            rows = await self.store.scalars(_pages_statement(customer_ids, request))
+            statement = _pages_statement(request.backwards, request.after is not None, request.before is not None)
+            values: dict[str, Any] = {"customer_ids": customer_ids, "rows": request.size + 1}
+            if request.after is not None:
+                values["after"] = request.after
+            if request.before is not None:
+                values["before"] = request.before
+            rows = await self.store.scalars(statement, values)
             grouped = many_per_key(customer_ids, rows, lambda row: row.customer_id)
             for customer_id, customer_rows in zip(customer_ids, grouped, strict=True):
                 pages[(customer_id, request)] = to_page(customer_rows, request)
         return [pages[key] for key in keys]
 
 
-def _pages_statement(customer_ids: list[int], request: PageRequest) -> Select[Order]:
-    order_key = col(Order.id).desc() if request.backwards else col(Order.id).asc()
+@cache
+def _pages_statement(backwards: bool, after: bool, before: bool) -> Select[Order]:
+    """Built once per direction and bounds (its values are bound at execution): building the window, its subquery
+    and the alias over it for every batch cost CPU and left SQLAlchemy's own reference cycles (a subquery's columns
+    and the subquery) to the cyclic garbage collector."""
+    order_key = col(Order.id).desc() if backwards else col(Order.id).asc()
     numbered = select(
         Order,
         func.row_number().over(partition_by=col(Order.customer_id), order_by=order_key).label("position"),
-    ).where(col(Order.customer_id).in_(customer_ids))
-    if request.after is not None:
-        numbered = numbered.where(col(Order.id) > request.after)
-    if request.before is not None:
-        numbered = numbered.where(col(Order.id) < request.before)
+    ).where(col(Order.customer_id).in_(bindparam("customer_ids", expanding=True)))
+    if after:
+        numbered = numbered.where(col(Order.id) > bindparam("after"))
+    if before:
+        numbered = numbered.where(col(Order.id) < bindparam("before"))
     subquery = numbered.subquery()
     order = aliased(Order, subquery)
     return (
         select(order)
-        .where(subquery.c.position <= request.size + 1)
+        .where(subquery.c.position <= bindparam("rows"))
         .order_by(subquery.c.customer_id, subquery.c.position)
     )
 
 
 class OrderCountByCustomerIdLoader(BatchLoader[int, int]):
     async def batch_load_fn(self, keys: Sequence[int]) -> list[int]:
-        statement = (
-            select(col(Order.customer_id), func.count())
-            .where(col(Order.customer_id).in_(keys))
-            .group_by(col(Order.customer_id))
-        )
-        counts = {customer_id: n for customer_id, n in await self.store.rows(statement)}
+        counts = {customer_id: n for customer_id, n in await self.store.rows(_counts, {"customer_ids": list(keys)})}
         return [counts.get(key, 0) for key in keys]
+
+
+_counts = (
+    select(col(Order.customer_id), func.count())
+    .where(col(Order.customer_id).in_(bindparam("customer_ids", expanding=True)))
+    .group_by(col(Order.customer_id))
+)
+"""Built once, its keys bound at execution (see `_pages_statement`)."""
 
 
 class EmailsByOrderIdLoader(BatchLoader[int, list[OutboxEmail]]):

@@ -6,6 +6,7 @@ import pytest
 
 from integrations.store.session import StoreSession
 from resolvers.seed import SeedSize, seed
+from schema.ids import encode_cursor
 from tests.conftest import GraphQLClient
 
 Q1 = """
@@ -61,20 +62,41 @@ async def test_nested_customer_orders_are_one_statement_per_level(seeded: GraphQ
     assert all(len(c["node"]["orders"]["edges"]) <= 2 for c in customers)
 
 
-async def test_each_customers_nested_page_matches_its_own_list(seeded: GraphQLClient) -> None:
-    """The window-function page of a customer's orders equals the filtered root list for that customer."""
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        "first: 3",
+        "first: 2, after: $cursor",
+        "last: 2",
+        "last: 2, before: $cursor",
+        "first: 0",
+        "first: 3, after: $end",
+    ],
+)
+async def test_each_customers_nested_page_matches_its_own_list(seeded: GraphQLClient, arguments: str) -> None:
+    """The window-function page of a customer's orders equals the filtered root list for that customer, in either
+    direction and from a cursor (the same cursor for every customer: it is an order's key)."""
+    variables: dict[str, object] = {"cursor": encode_cursor(60), "end": encode_cursor(10_000)}
+    used = {name: value for name, value in variables.items() if f"${name}" in arguments}
+    declared = ", ".join(f"${name}: String" for name in used)
+    page = "edges { cursor node { number } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"
     data = await seeded.execute(
-        """{ customers(first: 5) { edges { node { id orders(first: 3) {
-             edges { node { number } } pageInfo { hasNextPage } } } } } }"""
+        f"query({declared}) {{ customers(first: 8) {{ edges {{ node {{ id orders({arguments}) {{ {page} }} }} }} }} }}"
+        if used
+        else f"{{ customers(first: 8) {{ edges {{ node {{ id orders({arguments}) {{ {page} }} }} }} }} }}",
+        used,
     )
+    pages = 0
     for edge in data["customers"]["edges"]:
         customer = edge["node"]
         root = await seeded.execute(
-            "query($c: ID!) { orders(first: 3, filter: {customerId: $c}) { edges { node { number } } "
-            "pageInfo { hasNextPage } } }",
-            {"c": customer["id"]},
+            f"query($c: ID!{', ' + declared if declared else ''}) "
+            f"{{ orders({arguments}, filter: {{customerId: $c}}) {{ {page} }} }}",
+            {"c": customer["id"], **used},
         )
         assert customer["orders"] == root["orders"]
+        pages += bool(root["orders"]["edges"])
+    assert pages or arguments in ("first: 0", "first: 3, after: $end"), "some customer has orders on that page"
 
 
 async def test_node_and_nodes_batch_by_type(seeded: GraphQLClient) -> None:
