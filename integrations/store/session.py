@@ -53,9 +53,9 @@ class StoreSession:
         return rows
 
     async def records(
-        self, statement: Select[Any], record: type[R], parameters: dict[str, Any] | None = None
+        self, statement: Select[Any], record: Callable[..., R], parameters: dict[str, Any] | None = None
     ) -> list[R]:
-        """A `record` for each row of `statement` (see `records.py`): read-only values, no ORM entities. A statement
+        """`record(*row)` for each row of `statement` (see `records.py`): read-only values, no ORM entities. A statement
         marked for it (`direct.DIRECT`, `direct.DIRECT_BY_SHAPE`) is run on the driver itself when it can be, else (or
         when that fails) as any other."""
         rows = None

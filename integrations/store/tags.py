@@ -23,7 +23,8 @@ from sqlalchemy.sql.util import find_tables
 
 BY_PRIMARY_KEY = "gateway_by_primary_key"
 """Execution option of a SELECT that looks rows up by primary key in a way `read_tags` cannot read off its WHERE
-(``id = ANY(:keys)``): it records no listing tag."""
+(``id = ANY(:keys)``), and of such a lookup joined with each row's parent through a foreign key: it records no
+listing tag (a new row changes neither answer; a changed row, its entity tag)."""
 
 
 def entity(table: str, pk: object) -> str:
@@ -39,24 +40,24 @@ def anything(table: str) -> str:
 
 
 def read_tags(statement: Executable, rows: Iterable[Any] = ()) -> set[str]:
-    """Tags of a SELECT and the ORM rows it returned."""
+    """Tags of a SELECT and the ORM rows or records it returned (a tuple of them for a row read with its parent)."""
     tags: set[str] = set()
     assert isinstance(statement, ClauseElement)
     tables = {table.name: table for table in find_tables(statement) if isinstance(table, Table)}
     only = next(iter(tables.values())) if len(tables) == 1 else None
-    pinned = only is not None and (
-        bool(statement.get_execution_options().get(BY_PRIMARY_KEY))
-        or _pinned(getattr(statement, "whereclause", None), only) is not None
+    pinned = bool(statement.get_execution_options().get(BY_PRIMARY_KEY)) or (
+        only is not None and _pinned(getattr(statement, "whereclause", None), only) is not None
     )
     for name in tables:
         tags.add(anything(name))
         if not pinned:
             tags.add(listing(name))
     for row in rows:
-        table_name = getattr(row, "__tablename__", None)
-        pk = getattr(row, "id", None)
-        if table_name is not None and pk is not None:
-            tags.add(entity(table_name, pk))
+        for item in row if isinstance(row, tuple) else (row,):  # a tuple: a row read with its parent
+            table_name = getattr(item, "__tablename__", None)
+            pk = getattr(item, "id", None)
+            if table_name is not None and pk is not None:
+                tags.add(entity(table_name, pk))
     return tags
 
 

@@ -12,13 +12,46 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from integrations.store.models import Order, OutboxEmail
-from integrations.store.records import KEYS, OrderLineRecord, OrderRecord, select_by_keys, table_of
-from resolvers.batching import BatchLoader, ByIdLoader, many_per_key
+from integrations.store.records import (
+    KEYS,
+    CustomerRecord,
+    OrderLineRecord,
+    OrderRecord,
+    select_by_keys,
+    select_with_parent_by_id,
+    table_of,
+    with_parent,
+)
+from integrations.store.session import StoreSession
+from resolvers.batching import BatchLoader, ByIdLoader, many_per_key, one_per_key
+from resolvers.customer.loaders import CustomerByIdLoader
 from resolvers.pagination import Page, PageRequest, to_page
 
 
 class OrderByIdLoader(ByIdLoader[OrderRecord]):
     record = OrderRecord
+
+
+class OrderWithCustomerByIdLoader(BatchLoader[int, OrderRecord | None]):
+    """Orders by primary key, each read with its customer in the same statement (a join) instead of one statement
+    for the orders and another for their customers. The rows are handed to the request's `orders` and `customers`
+    loaders, which then have them without a statement."""
+
+    def __init__(self, store: StoreSession, orders: OrderByIdLoader, customers: CustomerByIdLoader) -> None:
+        super().__init__(store)
+        self.orders = orders
+        self.customers = customers
+
+    async def batch_load_fn(self, keys: Sequence[int]) -> list[OrderRecord | None]:
+        statement = select_with_parent_by_id(OrderRecord, CustomerRecord, "customer_id", self.store.dialect)
+        rows = await self.store.records(statement, _order_with_customer, {KEYS: list(keys)})
+        for order, customer in rows:
+            self.orders.prime(order.id, order)
+            self.customers.prime(customer.id, customer)
+        return one_per_key(keys, [order for order, _customer in rows], lambda row: row.id)
+
+
+_order_with_customer = with_parent(OrderRecord, CustomerRecord)
 
 
 class OrderLinesByOrderIdLoader(BatchLoader[int, list[OrderLineRecord]]):

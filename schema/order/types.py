@@ -93,8 +93,9 @@ class Order(Node):
         lines and lines' products, one batch each through the request's loaders, so those fields of every order
         resolve at once instead of awaiting one by one. Statements are the same as without it.
 
-        For root lists only: a list nested in another list (`Customer.orders`) would finish at a different moment
-        for each parent, depending on what its orders hold, and split its siblings' batches (`totalCount`) in two.
+        For root fields only (a list, or one order): a list nested in another list (`Customer.orders`) would finish
+        at a different moment for each parent, depending on what its orders hold, and split its siblings' batches
+        (`totalCount`) in two.
         """
         if not orders:
             return

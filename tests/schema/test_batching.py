@@ -6,7 +6,7 @@ import pytest
 
 from integrations.store.session import StoreSession
 from resolvers.seed import SeedSize, seed
-from schema.ids import encode_cursor
+from schema.ids import encode_cursor, encode_id
 from tests.conftest import GraphQLClient
 
 Q1 = """
@@ -135,6 +135,35 @@ async def test_a_list_loads_what_its_items_select_and_nothing_else(
     )
     assert len(data["orders"]["edges"]) == 20
     assert seeded.sql.count == statements, seeded.sql.statements
+
+
+@pytest.mark.parametrize(
+    ("selection", "statements"),
+    [
+        ("number", 1),
+        ("number customer { name email }", 1),  # the order joined with its customer
+        ("number customer @skip(if: $yes) { name }", 1),
+        ("... on Order { customer { name } } lines { quantity }", 2),  # + the lines
+        ("customer { name } lines { product { sku } }", 3),  # + the lines' products
+        ("customer { name orders(first: 2) { edges { node { number } } } }", 2),  # + the customer's page
+    ],
+)
+async def test_an_order_by_id_reads_its_customer_in_the_same_statement(
+    seeded: GraphQLClient, selection: str, statements: int
+) -> None:
+    yes = ", $yes: Boolean!" if "$yes" in selection else ""
+    seeded.sql.reset()
+    data = await seeded.execute(
+        f"query($a: ID!, $b: ID!{yes}) {{ a: order(id: $a) {{ {selection} }} b: order(id: $b) {{ {selection} }} }}",
+        {"a": encode_id("Order", 7), "b": encode_id("Order", 8), "yes": True},
+    )
+    assert seeded.sql.count == statements, seeded.sql.statements  # both orders in each statement
+    listed = await seeded.execute(  # orders 7 and 8 in a list, whose relations load in batches of their own
+        f"query{yes.replace(', ', '(')}{')' if yes else ''} "
+        f'{{ orders(first: 2, after: "{encode_cursor(6)}") {{ edges {{ node {{ {selection} }} }} }} }}',
+        {"yes": True},
+    )
+    assert [data["a"], data["b"]] == [edge["node"] for edge in listed["orders"]["edges"]]
 
 
 async def test_a_listed_order_reads_as_the_same_order_fetched_alone(seeded: GraphQLClient) -> None:

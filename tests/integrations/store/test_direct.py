@@ -29,7 +29,9 @@ from integrations.store.records import (
     Record,
     as_records,
     select_by_keys,
+    select_with_parent_by_id,
     table_of,
+    with_parent,
 )
 from integrations.store.session import StoreSession
 from integrations.store.statements import observe_statements
@@ -77,6 +79,34 @@ async def test_a_direct_read_gives_what_sqlalchemy_gives(
     for value in records:
         created_at = getattr(value, "created_at", None)
         assert created_at is None or created_at.utcoffset() is not None  # the column type's result processing ran
+
+
+async def test_a_direct_read_of_rows_with_their_parents_gives_what_sqlalchemy_and_two_lookups_give(
+    engine: AsyncEngine, seeded: StoreSession
+) -> None:
+    statement = select_with_parent_by_id(OrderRecord, CustomerRecord, "customer_id", engine.dialect.name)
+    assert may_read_directly(statement, engine)
+    seen: list[str] = []
+    stop = observe_direct_reads(engine, lambda sql, _seconds, _error: seen.append(sql))
+    try:
+        keys = [1, 3, 4, 999]  # one missing
+        pairs = await seeded.records(statement, with_parent(OrderRecord, CustomerRecord), {KEYS: keys})
+    finally:
+        stop()
+    assert len(seen) == 1
+    build = with_parent(OrderRecord, CustomerRecord)
+    assert sorted(pairs, key=repr) == sorted(
+        (build(*row) for row in await through_sqlalchemy(engine, statement, keys)), key=repr
+    )
+    orders = await seeded.records(select_by_keys(OrderRecord, "id", engine.dialect.name), OrderRecord, {KEYS: keys})
+    customers = await seeded.records(
+        select_by_keys(CustomerRecord, "id", engine.dialect.name),
+        CustomerRecord,
+        {KEYS: [order.customer_id for order in orders]},
+    )
+    by_id = {customer.id: customer for customer in customers}
+    assert sorted(pairs, key=repr) == sorted(((order, by_id[order.customer_id]) for order in orders), key=repr)
+    assert len(pairs) == 3
 
 
 async def test_no_keys_read_nothing(engine: AsyncEngine, seeded: StoreSession) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Select, func
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
@@ -23,10 +24,12 @@ from integrations.store.records import (
     table_of,
 )
 from integrations.store.session import StoreSession
-from integrations.store.tags import entity, listing
+from integrations.store.tags import anything, entity, listing
 from resolvers.customer.loaders import CustomerByIdLoader
+from resolvers.order.loaders import OrderByIdLoader, OrderWithCustomerByIdLoader
 from resolvers.pagination import PageRequest, fetch_page
 from resolvers.seed import SeedSize, seed
+from tests.conftest import StatementCounter
 
 RECORDS: list[type[Record]] = [CustomerRecord, ProductRecord, OrderRecord, OrderLineRecord]
 
@@ -43,6 +46,33 @@ async def test_records_are_tagged_as_the_entities_they_copy(store: StoreSession)
     assert [customer.id if customer else None for customer in customers] == [1, 2, None]
     assert {entity("customer", 1), entity("customer", 2)} <= store.reads
     assert listing("customer") not in store.reads  # a lookup by primary key: inserts elsewhere do not touch it
+
+
+async def test_orders_read_with_their_customers_are_tagged_as_both_and_held_by_both_loaders(
+    engine: AsyncEngine, store: StoreSession
+) -> None:
+    await seed(store, SeedSize(customers=3, products=1, orders=4, lines_per_order=1))
+    orders, customers = OrderByIdLoader(store), CustomerByIdLoader(store)
+    joined = OrderWithCustomerByIdLoader(store, orders, customers)
+    store.reads = set()
+    read = await joined.load_many([2, 4, 99])
+    assert [order.id if order else None for order in read] == [2, 4, None]
+    owners = {order.customer_id for order in read if order is not None}
+    assert store.reads == {
+        anything("order"),
+        anything("customer"),
+        entity("order", 2),
+        entity("order", 4),
+        *(entity("customer", pk) for pk in owners),
+    }  # no listing tag: a new order or customer changes neither answer
+    counter = StatementCounter(engine)
+    try:
+        assert [await orders.load(2), await orders.load(4)] == read[:2]
+        held = await customers.load_many(list(owners))
+    finally:
+        counter.stop()
+    assert counter.count == 0  # both loaders were handed what the join read
+    assert {customer.id for customer in held if customer is not None} == owners
 
 
 def test_the_table_record_map_holds_every_record() -> None:
