@@ -123,7 +123,10 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 
     @async_helpers.setter
     def async_helpers(self, _helpers: GraphQLResolveInfoHelpers) -> None:
-        """graphql-core's __init__ sets its own; they are made when asked for instead (above)."""
+        """graphql-core's __init__ sets its own; they are made when asked for instead (above). Set at any other time
+        (by a later graphql-core), they could not be honoured: that fails loudly rather than being ignored."""
+        if "_plans" in self.__dict__:  # set after graphql-core's __init__
+            raise AttributeError("Executor makes its async_helpers per resolve info; they cannot be replaced")
 
     def execute_fields(
         self,

@@ -20,6 +20,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     InlineFragmentNode,
+    OperationDefinitionNode,
     SelectionNode,
     VariableNode,
 )
@@ -29,11 +30,21 @@ from schema.context import Info
 
 def selects(info: Info, *path: str) -> bool:
     """Whether some selection reaches `path` (field names) from the current field."""
+    return _reaches(info, info._raw_info.field_nodes, path)
+
+
+def operation_selects(info: Info, *path: str) -> bool:
+    """Whether some selection reaches `path` (field names) from the operation's root: `selects` for every root field
+    at once, e.g. `operation_selects(info, "order", "customer")` for all `order` fields and their aliases."""
+    return _reaches(info, [info._raw_info.operation], path)
+
+
+def _reaches(info: Info, start: Iterable[FieldNode | OperationDefinitionNode], path: tuple[str, ...]) -> bool:
     raw = info._raw_info
     # Strawberry hands resolvers the coerced dict; graphql-core's own info holds a container with it
     values: Any = raw.variable_values
     variables: dict[str, Any] = getattr(values, "coerced", values)
-    nodes: Iterable[FieldNode] = raw.field_nodes
+    nodes: Iterable[FieldNode | OperationDefinitionNode] = start
     for name in path:
         nodes = [
             child

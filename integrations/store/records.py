@@ -127,7 +127,7 @@ def select_with_parent_by_id(record: type[Record], parent: type[Record], foreign
     records and another for their parents; NOT NULL foreign keys only (an inner join drops a row without one)."""
     child, table = table_of(record), table_of(parent)
     joined = select(*_columns(record), *_columns(parent)).join_from(child, table, child.c[foreign_key] == table.c.id)
-    return _by_keys(joined, record, "id", dialect)
+    return _by_keys(joined, record, "id", dialect).execution_options(**{BY_PRIMARY_KEY: (child.name, table.name)})
 
 
 def with_parent(record: type[R], parent: type[P]) -> Callable[..., tuple[R, P]]:
@@ -154,7 +154,7 @@ def _by_keys(statement: Select[Any], record: type[Record], column: str, dialect:
         direct = False  # rendered anew for each batch by SQLAlchemy: nothing to run directly
     statement = statement.where(condition).execution_options(**{DIRECT: direct})
     if target.primary_key:  # the response cache's tags: a lookup by primary key, not a listing
-        statement = statement.execution_options(**{BY_PRIMARY_KEY: True})
+        statement = statement.execution_options(**{BY_PRIMARY_KEY: (target.table.name,)})
     return statement
 
 

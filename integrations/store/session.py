@@ -49,7 +49,7 @@ class StoreSession:
     async def scalars(self, statement: Select[T], parameters: dict[str, Any] | None = None) -> list[T]:
         rows = await self._retried(lambda: self._scalars(statement, parameters))
         if self.reads is not None:
-            self.reads |= read_tags(statement, rows)
+            self.reads |= read_tags(statement, rows, parameters)
         return rows
 
     async def records(
@@ -65,7 +65,7 @@ class StoreSession:
             rows = await self._retried(lambda: self._rows_past_session(statement, parameters))
         values = [record(*row) for row in rows]
         if self.reads is not None:
-            self.reads |= read_tags(statement, values)
+            self.reads |= read_tags(statement, values, parameters)
         return values
 
     async def scalar(self, statement: Select[T]) -> T | None:
@@ -77,7 +77,7 @@ class StoreSession:
     async def rows(self, statement: Executable, parameters: dict[str, Any] | None = None) -> Sequence[Any]:
         rows = await self._retried(lambda: self._rows(statement, parameters))
         if self.reads is not None:
-            self.reads |= read_tags(statement)
+            self.reads |= read_tags(statement, parameters=parameters)
         return rows
 
     @staticmethod
@@ -171,8 +171,8 @@ class StoreSession:
         inside one, and closing under it raised IllegalStateChangeError out of the request (a 500). The `after_write`
         callbacks are dropped: the request's loaders, which they reach, hold this session, and that reference cycle
         would leave everything the request read to the cyclic garbage collector."""
-        self._after_write.clear()
         async with self._lock:
+            self._after_write.clear()  # a transaction in flight ran its callbacks before this lock was free
             if self._orm is not None:
                 await self._orm.close()
 

@@ -12,7 +12,7 @@ Three tags per table (``order`` here):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Table
@@ -23,8 +23,9 @@ from sqlalchemy.sql.util import find_tables
 
 BY_PRIMARY_KEY = "gateway_by_primary_key"
 """Execution option of a SELECT that looks rows up by primary key in a way `read_tags` cannot read off its WHERE
-(``id = ANY(:keys)``), and of such a lookup joined with each row's parent through a foreign key: it records no
-listing tag (a new row changes neither answer; a changed row, its entity tag)."""
+(``id = ANY(:keys)``): the names of the tables it reads that way, the table looked up and, for a lookup joined with
+each row's parent through a foreign key, the parent's. They get no listing tag (a new row changes neither answer; a
+changed row, its entity tag); any other table the statement reads does."""
 
 
 def entity(table: str, pk: object) -> str:
@@ -39,21 +40,23 @@ def anything(table: str) -> str:
     return f"{table}:#"
 
 
-def read_tags(statement: Executable, rows: Iterable[Any] = ()) -> set[str]:
-    """Tags of a SELECT and the ORM rows or records it returned (a tuple of them for a row read with its parent)."""
+def read_tags(statement: Executable, rows: Iterable[Any] = (), parameters: Mapping[str, Any] | None = None) -> set[str]:
+    """Tags of a SELECT (run with `parameters`, if any) and the ORM rows or records it returned (pairs of records
+    for a lookup joined with its parent)."""
     tags: set[str] = set()
     assert isinstance(statement, ClauseElement)
     tables = {table.name: table for table in find_tables(statement) if isinstance(table, Table)}
-    only = next(iter(tables.values())) if len(tables) == 1 else None
-    pinned = bool(statement.get_execution_options().get(BY_PRIMARY_KEY)) or (
-        only is not None and _pinned(getattr(statement, "whereclause", None), only) is not None
-    )
+    pinned = set(statement.get_execution_options().get(BY_PRIMARY_KEY, ()))
+    if len(tables) == 1:
+        (only,) = tables.values()
+        if _pinned(getattr(statement, "whereclause", None), only, parameters or {}) is not None:
+            pinned.add(only.name)
     for name in tables:
         tags.add(anything(name))
-        if not pinned:
+        if name not in pinned:
             tags.add(listing(name))
     for row in rows:
-        for item in row if isinstance(row, tuple) else (row,):  # a tuple: a row read with its parent
+        for item in row if type(row) is tuple else (row,):
             table_name = getattr(item, "__tablename__", None)
             pk = getattr(item, "id", None)
             if table_name is not None and pk is not None:
@@ -69,7 +72,7 @@ def write_tags(statement: UpdateBase) -> set[str]:
     tags = {listing(table.name)}
     if statement.is_insert:
         return tags
-    pks = _pinned(getattr(statement, "whereclause", None), table)
+    pks = _pinned(getattr(statement, "whereclause", None), table, {})
     if pks is None:
         tags.add(anything(table.name))
     else:
@@ -86,8 +89,9 @@ def row_tags(row: object) -> set[str]:
     return {listing(name)} if pk is None else {listing(name), entity(name, pk)}
 
 
-def _pinned(where: ClauseElement | None, table: Table) -> list[Any] | None:
-    """The primary keys `where` restricts the statement to (``id = :x``, ``id IN (…)``, under AND), or None."""
+def _pinned(where: ClauseElement | None, table: Table, parameters: Mapping[str, Any]) -> list[Any] | None:
+    """The primary keys `where` restricts the statement to (``id = :x``, ``id IN (…)``, under AND, their values
+    bound in the statement or given in `parameters`), or None."""
     if where is None:
         return None
     primary = list(table.primary_key.columns)
@@ -107,8 +111,14 @@ def _pinned(where: ClauseElement | None, table: Table) -> list[Any] | None:
             continue
         if not isinstance(right, BindParameter):
             continue
+        if right.key in parameters:
+            value = parameters[right.key]
+        elif right.required:  # its value comes with the execution, and none came here: the keys are unknown
+            return None
+        else:
+            value = right.effective_value
         if clause.operator is operators.eq:
-            return [right.effective_value]
+            return [value]
         if clause.operator is operators.in_op and right.expanding:
-            return list(right.effective_value or ())
+            return list(value or ())
     return None

@@ -45,6 +45,8 @@ class OrderWithCustomerByIdLoader(BatchLoader[int, OrderRecord | None]):
     async def batch_load_fn(self, keys: Sequence[int]) -> list[OrderRecord | None]:
         statement = select_with_parent_by_id(OrderRecord, CustomerRecord, "customer_id", self.store.dialect)
         rows = await self.store.records(statement, _order_with_customer, {KEYS: list(keys)})
+        # No write can have come between the read and this (the session's lock is held until the read returns, and
+        # nothing here awaits): the loaders are handed rows as current as any they read themselves.
         for order, customer in rows:
             self.orders.prime(order.id, order)
             self.customers.prime(customer.id, customer)

@@ -17,7 +17,7 @@ from schema.lookup import by_global_id, connection
 from schema.order.types import Order, OrderStatus
 from schema.pagination import After, Before, Connection, First, Last
 from schema.permissions import requires
-from schema.selection import selects
+from schema.selection import operation_selects
 
 
 @strawberry.input(description="Narrow an order list; all given conditions must hold.")
@@ -60,11 +60,12 @@ class OrderQuery:
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         principal = info.context.principal
         loaders = info.context.loaders
-        # With its customer selected, the order is read with the customer in one statement instead of two.
+        # When the operation selects an order's customer, orders are read with their customers, one statement for
+        # both. Decided for the whole operation: `order` fields of two loaders would split their batches in two.
         order = await by_global_id(
             id,
             "Order",
-            loaders.order_with_customer_by_id if selects(info, "customer") else loaders.order_by_id,
+            loaders.order_with_customer_by_id if operation_selects(info, "order", "customer") else loaders.order_by_id,
             Order.from_row,
             lambda row: can_read_order(principal, row.customer_id),
         )

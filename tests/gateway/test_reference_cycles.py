@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 import pytest
 
 from integrations.store.session import StoreSession
-from resolvers.loaders import observe_batches
+from resolvers.loaders import observe_batches, scope_batches
 from resolvers.seed import SeedSize, seed
 from schema.ids import encode_cursor, encode_id
 from tests.conftest import GraphQLClient, app_settings_for, serve_in_process
@@ -110,7 +111,14 @@ async def test_a_read_leaves_no_reference_cycles(seeded: GraphQLClient, cycles_c
     query, variables = OPERATIONS[operation]
     body = {"query": query, "variables": variables}
     batches: list[str] = []
-    stop = observe_batches(lambda name, _size: batches.append(name))  # as metrics do: the loaders are observed
+    scoped: list[str] = []
+
+    @contextmanager
+    def scope(name: str, _size: int) -> Iterator[None]:  # as tracing does: every batch runs inside its span
+        scoped.append(name)
+        yield
+
+    stops = [observe_batches(lambda name, _size: batches.append(name)), scope_batches(scope)]  # as metrics do
     try:
         for headers in ({"authorization": seeded.http.headers["authorization"]}, {}):  # an admin, anonymous
             first = await asgi_post(seeded, body, headers)  # what later requests reuse is made and kept here
@@ -119,8 +127,10 @@ async def test_a_read_leaves_no_reference_cycles(seeded: GraphQLClient, cycles_c
                 assert await asgi_post(seeded, body, headers) == first
             assert leftover_cycles() == 0
     finally:
-        stop()
+        for stop in stops:
+            stop()
     assert operation == "typename" or batches, "the operation read through the loaders"
+    assert scoped == batches
 
 
 async def test_a_write_leaves_no_reference_cycles(seeded: GraphQLClient, cycles_counted: None) -> None:

@@ -19,6 +19,8 @@ from gateway.response_cache import CacheState, Produced, ResponseCache
 from gateway.settings import load_settings
 from integrations.cache.tagged.memory import MemoryTaggedStore
 from integrations.store.models import Product
+from integrations.store.session import StoreSession
+from resolvers.seed import SeedSize, seed
 from schema.ids import encode_id
 from tests.conftest import ANONYMOUS, GraphQLClient, app_settings_for, serve_in_process, token_for
 from tests.support.gateway_process import gateway_process
@@ -189,6 +191,35 @@ async def test_an_update_invalidates_the_entity_and_the_lists_holding_it(client:
     assert listing.headers["x-cache"] == "MISS"
     assert "Desk lamp" in listing.text
     assert untouched.headers["x-cache"] == "HIT"
+
+
+ORDER_WITH_CUSTOMER = "query Order($id: ID!) { order(id: $id) { number customer { id name } } }"
+
+
+async def test_an_order_read_with_its_customer_is_invalidated_by_either_and_not_by_new_rows(
+    client: GraphQLClient, store: StoreSession
+) -> None:
+    """`order(id:)` reads the order joined with its customer: tagged with both rows, and with no listing."""
+    await seed(store, SeedSize(customers=3, products=2, orders=4, lines_per_order=1))
+    first, other = encode_id("Order", 1), encode_id("Order", 2)
+    read = (await ask(client, ORDER_WITH_CUSTOMER, {"id": first})).json()["data"]["order"]
+    other_customer = (await ask(client, ORDER_WITH_CUSTOMER, {"id": other})).json()["data"]["order"]["customer"]
+    assert (await ask(client, ORDER_WITH_CUSTOMER, {"id": first})).headers["x-cache"] == "HIT"
+
+    await create_customer(client)  # a new row of either table changes neither answer
+    await create_product(client)
+    assert (await ask(client, ORDER_WITH_CUSTOMER, {"id": first})).headers["x-cache"] == "HIT"
+
+    renamed = await client.execute(
+        'mutation($id: ID!) { updateCustomer(input: {id: $id, name: "Grace"}) { userErrors { code } } }',
+        {"id": read["customer"]["id"]},
+    )
+    assert renamed["updateCustomer"]["userErrors"] == []
+    fresh = await ask(client, ORDER_WITH_CUSTOMER, {"id": first})
+    assert fresh.headers["x-cache"] == "MISS"
+    assert fresh.json()["data"]["order"] == {**read, "customer": {**read["customer"], "name": "Grace"}}
+    if other_customer["id"] != read["customer"]["id"]:
+        assert (await ask(client, ORDER_WITH_CUSTOMER, {"id": other})).headers["x-cache"] == "HIT"
 
 
 async def test_creating_an_entity_invalidates_lists_of_its_type(client: GraphQLClient) -> None:

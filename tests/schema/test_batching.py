@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from integrations.store.session import StoreSession
+from resolvers.loaders import observe_batches
 from resolvers.seed import SeedSize, seed
 from schema.ids import encode_cursor, encode_id
 from tests.conftest import GraphQLClient
@@ -137,33 +138,52 @@ async def test_a_list_loads_what_its_items_select_and_nothing_else(
     assert seeded.sql.count == statements, seeded.sql.statements
 
 
+JOINED, LINES = "OrderWithCustomerByIdLoader", "OrderLinesByOrderIdLoader"
+
+
 @pytest.mark.parametrize(
-    ("selection", "statements"),
+    ("selection", "other", "batches"),
     [
-        ("number", 1),
-        ("number customer { name email }", 1),  # the order joined with its customer
-        ("number customer @skip(if: $yes) { name }", 1),
-        ("... on Order { customer { name } } lines { quantity }", 2),  # + the lines
-        ("customer { name } lines { product { sku } }", 3),  # + the lines' products
-        ("customer { name orders(first: 2) { edges { node { number } } } }", 2),  # + the customer's page
+        ("number", None, ["OrderByIdLoader"]),
+        ("number customer { name email }", None, [JOINED]),  # the orders joined with their customers
+        ("number customer @skip(if: $yes) { name }", None, ["OrderByIdLoader"]),
+        ("number customer @include(if: $yes) { name }", None, [JOINED]),
+        ("... on Order { customer { name } } lines { quantity }", None, [JOINED, LINES]),
+        ("customer { name } lines { product { sku } }", None, [JOINED, LINES, "ProductByIdLoader"]),
+        (
+            "customer { name orders(first: 2) { edges { node { number } } } }",
+            None,
+            [JOINED, "OrdersByCustomerIdLoader"],
+        ),
+        ("number lines { quantity }", "number customer { name } lines { quantity }", [JOINED, LINES]),  # one loader
     ],
 )
-async def test_an_order_by_id_reads_its_customer_in_the_same_statement(
-    seeded: GraphQLClient, selection: str, statements: int
+async def test_orders_by_id_read_their_customers_in_the_same_statement(
+    seeded: GraphQLClient, selection: str, other: str | None, batches: list[str]
 ) -> None:
+    """`a: order(id:) {…} b: order(id:) {…}`: one statement per batch, each with both orders; when the operation selects
+    an order's customer, the orders are read with their customers."""
+    other = other or selection
     yes = ", $yes: Boolean!" if "$yes" in selection else ""
+    ran: list[str] = []
+    stop = observe_batches(lambda name, _size: ran.append(name))
     seeded.sql.reset()
-    data = await seeded.execute(
-        f"query($a: ID!, $b: ID!{yes}) {{ a: order(id: $a) {{ {selection} }} b: order(id: $b) {{ {selection} }} }}",
-        {"a": encode_id("Order", 7), "b": encode_id("Order", 8), "yes": True},
-    )
-    assert seeded.sql.count == statements, seeded.sql.statements  # both orders in each statement
-    listed = await seeded.execute(  # orders 7 and 8 in a list, whose relations load in batches of their own
-        f"query{yes.replace(', ', '(')}{')' if yes else ''} "
-        f'{{ orders(first: 2, after: "{encode_cursor(6)}") {{ edges {{ node {{ {selection} }} }} }} }}',
-        {"yes": True},
-    )
-    assert [data["a"], data["b"]] == [edge["node"] for edge in listed["orders"]["edges"]]
+    try:
+        data = await seeded.execute(
+            f"query($a: ID!, $b: ID!{yes}) {{ a: order(id: $a) {{ {selection} }} b: order(id: $b) {{ {other} }} }}",
+            {"a": encode_id("Order", 7), "b": encode_id("Order", 8), "yes": True},
+        )
+    finally:
+        stop()
+    assert ran == batches
+    assert seeded.sql.count == len(batches), seeded.sql.statements
+    for name, pk, wanted in (("a", 7, selection), ("b", 8, other)):  # as the list gives it, its relations batched
+        declared = "$after: String, $yes: Boolean!" if "$yes" in wanted else "$after: String"
+        listed = await seeded.execute(
+            f"query({declared}) {{ orders(first: 1, after: $after) {{ edges {{ node {{ {wanted} }} }} }} }}",
+            {"after": encode_cursor(pk - 1), **({"yes": True} if "$yes" in wanted else {})},
+        )
+        assert data[name] == listed["orders"]["edges"][0]["node"]
 
 
 async def test_a_listed_order_reads_as_the_same_order_fetched_alone(seeded: GraphQLClient) -> None:

@@ -394,3 +394,15 @@ async def delivered(execution_context_class: type[Any], document: str) -> list[A
 async def test_deferred_and_awaited_fields_are_delivered_as_graphql_core_delivers_them(document: str) -> None:
     expected = await delivered(StrawberryGraphQLCoreExecutionContext, document)
     assert await delivered(Executor, document) == expected
+
+
+def test_resolve_infos_get_helpers_of_the_executor_which_cannot_have_others_set() -> None:
+    """The helpers are made per resolve info (kept on the executor, they made a reference cycle with it); a later
+    graphql-core that replaced them would not be honoured, so it fails loudly."""
+    executor = Executor.build(graphql.build_schema("type Query { a: Int }"), graphql.parse("{ a }"))
+    assert isinstance(executor, Executor)
+    helpers = executor.async_helpers
+    assert helpers.track.__self__ is executor  # type: ignore[attr-defined]
+    assert helpers.gather.__self__ is executor  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="cannot be replaced"):
+        executor.async_helpers = helpers

@@ -4,7 +4,7 @@ to a table cannot leave a loader reading a stale shape."""
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Select, func
@@ -26,9 +26,10 @@ from integrations.store.records import (
 from integrations.store.session import StoreSession
 from integrations.store.tags import anything, entity, listing
 from resolvers.customer.loaders import CustomerByIdLoader
-from resolvers.order.loaders import OrderByIdLoader, OrderWithCustomerByIdLoader
+from resolvers.loaders import Loaders, observe_batches
 from resolvers.pagination import PageRequest, fetch_page
 from resolvers.seed import SeedSize, seed
+from resolvers.services import Services
 from tests.conftest import StatementCounter
 
 RECORDS: list[type[Record]] = [CustomerRecord, ProductRecord, OrderRecord, OrderLineRecord]
@@ -52,10 +53,16 @@ async def test_orders_read_with_their_customers_are_tagged_as_both_and_held_by_b
     engine: AsyncEngine, store: StoreSession
 ) -> None:
     await seed(store, SeedSize(customers=3, products=1, orders=4, lines_per_order=1))
-    orders, customers = OrderByIdLoader(store), CustomerByIdLoader(store)
-    joined = OrderWithCustomerByIdLoader(store, orders, customers)
-    store.reads = set()
-    read = await joined.load_many([2, 4, 99])
+    batches: list[tuple[str, int]] = []
+    stop = observe_batches(lambda name, size: batches.append((name, size)))  # the loaders are made observed
+    try:
+        loaders = Loaders.create(store, cast(Services, None))  # no loader here needs the services
+        joined, orders, customers = loaders.order_with_customer_by_id, loaders.order_by_id, loaders.customer_by_id
+        store.reads = set()
+        read = await joined.load_many([2, 4, 99])
+    finally:
+        stop()
+    assert batches == [("OrderWithCustomerByIdLoader", 3)]
     assert [order.id if order else None for order in read] == [2, 4, None]
     owners = {order.customer_id for order in read if order is not None}
     assert store.reads == {
