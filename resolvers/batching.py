@@ -14,6 +14,8 @@ from integrations.store.session import StoreSession
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+J = TypeVar("J", bound=Hashable)
+W = TypeVar("W")
 
 
 # `select_by_keys` binds a batch's keys as one parameter (PostgreSQL's array, SQLite's JSON array); the loaders that
@@ -41,6 +43,20 @@ def load_all(loader: DataLoader[K, V], keys: Iterable[K]) -> Awaitable[list[V]]:
     the await still run together; the values are then read in key order. A gather adds a callback and a trip
     through the event loop per key (about 1 µs), where awaiting futures already done costs nothing."""
     return _in_order([loader.load(key) for key in keys])
+
+
+async def load_both(
+    first: tuple[DataLoader[K, V], Iterable[K]], second: tuple[DataLoader[J, W], Iterable[J]]
+) -> tuple[list[V], list[W]]:
+    """`load_all` of two loaders at once: both batches are queued before either is awaited, so they run side by side,
+    and neither needs a task of its own (as a gather of two `load_all`s would: two tasks and two more trips through
+    the event loop)."""
+    (loader, keys), (other, other_keys) = first, second
+    queued: list[asyncio.Future[Any]] = [loader.load(key) for key in keys]
+    size = len(queued)
+    queued += [other.load(key) for key in other_keys]
+    values = await _in_order(queued)
+    return values[:size], values[size:]
 
 
 async def _in_order(futures: list[asyncio.Future[V]]) -> list[V]:

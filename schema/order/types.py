@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 
@@ -8,7 +7,7 @@ import strawberry
 
 from integrations.store import models
 from integrations.store.records import OrderLineRecord, OrderRecord
-from resolvers.batching import load_all
+from resolvers.batching import load_all, load_both
 from schema.cache_control import INHERIT, max_age
 from schema.context import Info
 from schema.customer.types import Customer
@@ -101,10 +100,10 @@ class Order(Node):
             return
         loaders = info.context.loaders
         wants_customer, wants_lines = selects(info, *path, "customer"), selects(info, *path, "lines")
-        # Both batches are queued before either is awaited, so they run side by side as they did field by field.
-        customers, lines = await asyncio.gather(
-            load_all(loaders.customer_by_id, [order.customer_pk for order in orders] if wants_customer else []),
-            load_all(loaders.order_lines_by_order_id, [order.pk for order in orders] if wants_lines else []),
+        # Both batches run side by side, as they did field by field.
+        customers, lines = await load_both(
+            (loaders.customer_by_id, [order.customer_pk for order in orders] if wants_customer else []),
+            (loaders.order_lines_by_order_id, [order.pk for order in orders] if wants_lines else []),
         )
         if wants_customer:
             for order, customer in zip(orders, customers, strict=True):

@@ -1,4 +1,4 @@
-"""`load_all`: `load_many`'s answers and batching, without its gather."""
+"""`load_all` and `load_both`: `load_many`'s answers and batching, without its gather."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Sequence
 import pytest
 from aiodataloader import DataLoader
 
-from resolvers.batching import load_all
+from resolvers.batching import load_all, load_both
 
 
 class Doubling(DataLoader[int, int]):
@@ -42,6 +42,17 @@ async def test_loads_queued_before_the_await_share_their_batches() -> None:
     assert second.batches == [[5]]
 
 
+async def test_both_loaders_batch_side_by_side_with_loads_queued_before() -> None:
+    first, second = Doubling(), Doubling()
+    earlier = load_all(first, [7])  # queued before: same batch as the first loader's keys below
+    both = load_both((first, [1, 2, 1]), (second, [5]))
+    assert await both == ([2, 4, 2], [10])
+    assert await earlier == [14]
+    assert first.batches == [[7, 1, 2]]
+    assert second.batches == [[5]]
+    assert await load_both((first, []), (second, [])) == ([], [])
+
+
 async def test_an_empty_list_loads_nothing() -> None:
     loader = Doubling()
     assert await load_all(loader, []) == []
@@ -70,8 +81,9 @@ async def test_a_failed_batch_raises_and_leaves_no_exception_unretrieved(
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
     try:
-        loader = Doubling(max_batch_size)
+        loader, other = Doubling(max_batch_size), Doubling()
         assert await failure_of(load_all(loader, keys)) == "unlucky batch"
+        assert await failure_of(load_both((other, [1]), (loader, keys))) == "unlucky batch"  # the second one fails
         await asyncio.sleep(0.05)  # the later batch fails too
         for _ in range(3):  # an unretrieved exception is reported when its future is collected, once the batch's
             await asyncio.sleep(0)  # task has let go of it
