@@ -16,8 +16,6 @@ from gateway.auth.setup import authenticator, drain_authenticator
 from gateway.cache_policy import CacheHints
 from gateway.documents import Documents, PreparedDocuments
 from gateway.endpoint import GraphQLEndpoint
-from gateway.extensions.operation_name import RequireOperationName
-from gateway.extensions.phase_codes import PhaseCodes
 from gateway.graphiql import STATIC_PREFIX, graphiql_static_app
 from gateway.health import Check, database_check, healthz, readyz, redis_check
 from gateway.limits import Limits
@@ -58,8 +56,6 @@ def create_app(settings: Settings) -> Starlette:
     schema = build_schema(
         extensions=[
             *(tracing.schema_extensions() if tracing is not None else ()),
-            PhaseCodes,
-            RequireOperationName,
             lambda: PreparedDocuments(documents),
             AuditLog,
         ]

@@ -35,6 +35,8 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gateway.cache_policy import NOT_CACHEABLE, CacheHints, CachePolicy
+from gateway.extensions.operation_name import require_operation_name
+from gateway.extensions.phase_codes import tag_validation_failures
 from gateway.limits import Limits
 from gateway.limits.cost import OperationCost, cost_exceeded
 from gateway.limits.suggestions import strip_suggestions
@@ -152,7 +154,9 @@ def prepared(document: Document | None) -> Iterator[None]:
 class PreparedDocuments(SchemaExtension):
     """Give Strawberry the cached parse and validation of the request's document, and refuse what the limits
     refuse before anything executes: a document over the token limit (raised while parsing, so Strawberry
-    does not parse it itself), and an operation over the cost limit (a pre-execution error)."""
+    does not parse it itself), and an operation over the cost limit (a pre-execution error). It also tags
+    validation failures (`phase_codes`) and refuses an unnamed choice among several operations
+    (`operation_name`): those run here, not as extensions of their own (see `gateway.extensions`)."""
 
     def __init__(self, documents: Documents) -> None:
         super().__init__()
@@ -186,8 +190,10 @@ class PreparedDocuments(SchemaExtension):
                         errors.append(cost_exceeded(cost, self.documents.limits.max_cost))
                 context.pre_execution_errors = errors
         yield
+        tag_validation_failures(context.pre_execution_errors)
 
     def on_execute(self) -> Iterator[None]:
+        require_operation_name(self.execution_context)
         yield
         result = self.execution_context.result
         if not self.documents.limits.field_suggestions and result is not None and result.errors:

@@ -2,27 +2,19 @@
 
 Strawberry reports a validation failure like any other pre-execution error (``data: null`` plus errors);
 clients need to tell it apart from bad variables, so it gets its own ``extensions.code``. (Syntax errors are
-recognised by their type, `GraphQLSyntaxError`, where errors are formatted.)
+recognised by their type, `GraphQLSyntaxError`, where errors are formatted.) `PreparedDocuments` tags them after
+validation; a code already set (a limit's) is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 
 
-class PhaseCodes(SchemaExtension):
-    def on_validate(self) -> Iterator[None]:
-        yield
-        _tag(self.execution_context.pre_execution_errors, VALIDATION_FAILED)
-
-
-def _tag(errors: list[GraphQLError] | None, code: str) -> None:
+def tag_validation_failures(errors: list[GraphQLError] | None) -> None:
     for error in errors or ():
         extensions = dict(error.extensions or {})
-        extensions.setdefault("code", code)
+        extensions.setdefault("code", VALIDATION_FAILED)
         error.extensions = extensions
