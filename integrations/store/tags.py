@@ -47,7 +47,7 @@ def read_tags(statement: Executable, rows: Iterable[Any] = (), parameters: Mappi
     assert isinstance(statement, ClauseElement)
     tables = {table.name: table for table in find_tables(statement) if isinstance(table, Table)}
     pinned = set(statement.get_execution_options().get(BY_PRIMARY_KEY, ()))
-    if len(tables) == 1:
+    if len(tables) == 1 and not pinned:  # a lookup marked as one needs no reading of its WHERE
         (only,) = tables.values()
         if _pinned(getattr(statement, "whereclause", None), only, parameters or {}) is not None:
             pinned.add(only.name)
