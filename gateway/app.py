@@ -53,6 +53,9 @@ def create_app(settings: Settings) -> Starlette:
     if settings.metrics:
         metrics.instrument_engine(engine)
     tracing = Tracing.from_environment()  # None unless OTEL_* variables configure an exporter
+    # Valid queries skip these (`schema.execution`, `GraphQLEndpoint.direct_queries`): the endpoint has done
+    # PreparedDocuments' work for them and AuditLog records only mutations. The operation span must see every
+    # operation, so with tracing on everything goes through them. An extension added here must be one of those.
     schema = build_schema(
         extensions=[
             *(tracing.schema_extensions() if tracing is not None else ()),
@@ -81,6 +84,7 @@ def create_app(settings: Settings) -> Starlette:
         expose_internal_errors=not settings.production,
         max_batch_size=settings.max_batch_size if settings.batching else None,
         cost_extension=settings.cost_extension_enabled,
+        direct_queries=tracing is None,
     )
 
     checks: dict[str, Check] = {"database": database_check(engine)}
@@ -162,6 +166,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.schema = schema
     app.state.engine = engine
     app.state.documents = documents
+    app.state.endpoint = endpoint
     app.state.changes = changes
     app.state.tracing = tracing
     if tracing is not None:

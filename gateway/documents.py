@@ -117,6 +117,16 @@ class Documents:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def refusals(self, document: Document, name: str | None, variables: Mapping[str, Any] | None) -> list[GraphQLError]:
+        """Why the operation `name` of `document` may not run with `variables`: its validation errors (the limits'
+        included), else the cost limit's refusal; empty when it may run."""
+        if document.errors:
+            return list(document.errors)
+        cost = document.cost(name, variables)
+        if cost > self.limits.max_cost:
+            return [cost_exceeded(cost, self.limits.max_cost)]
+        return []
+
     def _prepare(self, text: str) -> Document:
         try:
             node = parse_within(text, self.limits.max_tokens)
@@ -183,12 +193,8 @@ class PreparedDocuments(SchemaExtension):
         if context.query is not None:
             document = self._document(context.query)
             if document.node is context.graphql_document:
-                errors = list(document.errors)
-                if not errors:
-                    cost = document.cost(context.operation_name, context.variables)
-                    if cost > self.documents.limits.max_cost:
-                        errors.append(cost_exceeded(cost, self.documents.limits.max_cost))
-                context.pre_execution_errors = errors
+                refusals = self.documents.refusals(document, context.operation_name, context.variables)
+                context.pre_execution_errors = refusals
         yield
         tag_validation_failures(context.pre_execution_errors)
 

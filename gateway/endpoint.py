@@ -30,6 +30,7 @@ from gateway.cache_policy import Scope as CacheScope
 from gateway.documents import Document, Documents, prepared
 from gateway.errors import BAD_USER_INPUT, SERVICE_UNAVAILABLE, format_error, is_request_error, request_error
 from gateway.graphiql import render_graphiql
+from gateway.limits.suggestions import strip_suggestions
 from gateway.observability import metrics
 from gateway.observability.cost import with_cost
 from gateway.observability.record import current as current_record
@@ -53,6 +54,7 @@ from integrations.store.session import StoreSession
 from resolvers.access.principal import Principal
 from resolvers.services import Services
 from schema.context import Context
+from schema.execution import execute_query
 
 logger = logging.getLogger("gateway.endpoint")
 
@@ -83,6 +85,7 @@ class GraphQLEndpoint:
         expose_internal_errors: bool,
         max_batch_size: int | None = None,
         cost_extension: bool = False,
+        direct_queries: bool = True,
     ) -> None:
         self.schema = schema
         self.sessionmaker = sessionmaker
@@ -97,6 +100,9 @@ class GraphQLEndpoint:
         self.graphiql = graphiql
         self.expose_internal_errors = expose_internal_errors
         self.cost_extension = cost_extension
+        self.direct_queries = direct_queries
+        """Run valid queries on graphql-core directly (`schema.execution`), without Strawberry's extensions. Off
+        when the schema has an extension that must see every operation (tracing's operation span)."""
         """Development: splice `extensions.cost` into answers as they are sent (`observability/cost.py`)."""
         self.services: Services | None = None
         """Set by the app's lifespan once the payment provider, cache and worker are open."""
@@ -255,14 +261,28 @@ class GraphQLEndpoint:
         context = Context(store=store, services=self.services, principal=principal)
         with self.changes.collecting() as changes, prepared(document):
             try:
-                result = await self.schema.execute(
-                    document.text if document is not None else None,
-                    variable_values=params.variables,
-                    context_value=context,
-                    operation_name=params.operation_name,
-                    allowed_operation_types=GET_OPERATIONS if method == "GET" else POST_OPERATIONS,
-                    operation_extensions=params.extensions,
-                )
+                if self.direct_queries and self._runs_directly(params, document):
+                    assert document is not None
+                    assert document.node is not None
+                    result = await execute_query(
+                        self.schema,
+                        document.node,
+                        operation_name=params.operation_name,
+                        variables=params.variables,
+                        context=context,
+                        operation_extensions=params.extensions,
+                    )
+                    if not self.documents.limits.field_suggestions and result.errors:
+                        strip_suggestions(result.errors)  # as PreparedDocuments does
+                else:
+                    result = await self.schema.execute(
+                        document.text if document is not None else None,
+                        variable_values=params.variables,
+                        context_value=context,
+                        operation_name=params.operation_name,
+                        allowed_operation_types=GET_OPERATIONS if method == "GET" else POST_OPERATIONS,
+                        operation_extensions=params.extensions,
+                    )
             except MissingQueryError:
                 raise RequestError(400, "No GraphQL query found in the request") from None
             except CannotGetOperationTypeError as error:
@@ -287,6 +307,19 @@ class GraphQLEndpoint:
             payload["extensions"] = result.extensions
         storable = status == 200 and not result.errors
         return Produced(status, orjson.dumps(payload), storable, store.reads or ())
+
+    def _runs_directly(self, params: GraphQLParams, document: Document | None) -> bool:
+        """Whether the operation runs on graphql-core directly (`schema.execution`): a query in a valid document,
+        within the limits. Everything else goes through `Schema.execute`, whose extensions report it or, for a
+        mutation, audit it."""
+        if document is None or not document.valid:
+            return False
+        operation = document.operation(params.operation_name)
+        return (
+            operation is not None
+            and operation.operation is GraphQLOperationType.QUERY
+            and not self.documents.refusals(document, params.operation_name, params.variables)
+        )
 
     def _cached_response(self, request: Request, served: Served, media_type: str) -> Response:
         entry = served.entry

@@ -1,0 +1,143 @@
+"""Valid queries run on graphql-core directly (`schema.execution`), everything else through `Schema.execute`, and
+both give the same answers.
+
+The direct path skips Strawberry's extensions, so each request below is sent to one app twice, once with the direct
+path and once without, and the two answers (status, headers that matter, body) must be equal. The cases are those
+where an extension or the error processing around execution does something: field errors, refusals by the guard,
+variables that do not coerce (with the suggestion stripped), the cost limit, several operations, mutations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.endpoint import GraphQLEndpoint
+from integrations.store.session import StoreSession
+from resolvers.seed import SeedSize, seed
+from schema.ids import encode_id
+from tests.conftest import ANONYMOUS, GraphQLClient, app_settings_for, serve_in_process
+
+ORDER = """query One($id: ID!) { order(id: $id) { id number status total { amount currency formatted }
+  customer { id name email } lines { quantity product { sku } } } }"""
+PAGE = """query Page($first: Int, $status: OrderStatus) { orders(first: $first, filter: {status: $status}) {
+  totalCount pageInfo { hasNextPage endCursor } edges { cursor node { number customer { name } } } } }"""
+NODES = "query Nodes($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Product { sku stock } } }"
+TWO = "query A { products(first: 1) { totalCount } } query B { customers(first: 1) { totalCount } }"
+UPDATE = """mutation Update($id: ID!, $stock: Int!) { updateProduct(input: {id: $id, stock: $stock}) {
+  product { sku stock } userErrors { field message code } } }"""
+SKIPPED = "{ a: products(first: 1) @skip(if: true) { totalCount } b: __typename @include(if: false) }"
+OVER_COST = "{ customers(first: 100) { edges { node { orders(first: 100) { edges { node { number } } } } } } }"
+GET_MUTATION = 'mutation { updateProduct(input: {id: "x", stock: 1}) { userErrors { code } } }'
+PREFLIGHTED = {"GraphQL-Require-Preflight": "1"}
+
+Request = tuple[str, dict[str, Any]]  # (method, keyword arguments of httpx's request)
+
+
+def post(
+    query: str, variables: dict[str, Any] | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> Request:
+    return "POST", {"json": {"query": query, "variables": variables, **extra}, "headers": headers or {}}
+
+
+def get(query: str) -> Request:
+    return "GET", {"params": {"query": query}, "headers": PREFLIGHTED}
+
+
+CASES: dict[str, tuple[Request, bool]] = {
+    # name: (request, whether it runs directly)
+    "one order": (post(ORDER, {"id": encode_id("Order", 3)}), True),
+    "missing order": (post(ORDER, {"id": encode_id("Order", 999)}), True),
+    "id of another type": (post(ORDER, {"id": encode_id("Customer", 1)}), True),
+    "malformed id": (post(ORDER, {"id": "not-an-id"}), True),
+    "page": (post(PAGE, {"first": 4}), True),
+    "page over the cap": (post(PAGE, {"first": 101}), True),
+    "enum variable that does not coerce": (post(PAGE, {"first": 2, "status": "PAIDD"}), True),
+    "missing variable": (post(ORDER, {}), True),
+    "nodes": (post(NODES, {"ids": [encode_id("Product", 1), encode_id("Customer", 2), "junk"]}), True),
+    "anonymous reads a private field": (post(ORDER, {"id": encode_id("Order", 3)}, ANONYMOUS), True),
+    "skip and include": (post(SKIPPED), True),
+    "introspection (refused in production)": (post('{ __type(name: "Money") { name fields { name } } }'), False),
+    "get": (get("{ products(first: 2) { edges { node { sku } } } }"), True),
+    "named one of two": (post(TWO, operationName="B"), True),
+    "unnamed one of two": (post(TWO), False),
+    "unknown operation name": (post(TWO, operationName="C"), False),
+    "over the cost limit": (post(OVER_COST), False),
+    "invalid": (post("{ products(first: 1) { nope } }"), False),
+    "syntax error": (post("{ products("), False),
+    "mutation": (post(UPDATE, {"id": encode_id("Product", 2), "stock": 7}), False),
+    "mutation with user errors": (post(UPDATE, {"id": encode_id("Product", 2), "stock": -1}), False),
+    "mutation over get": (get(GET_MUTATION), False),
+}
+
+
+@pytest.fixture
+async def client(store_url: str, tmp_path: Path, store: StoreSession) -> AsyncIterator[GraphQLClient]:
+    """Production settings (suggestions hidden) with a low cost limit; no response cache: every request runs."""
+    await seed(store, SeedSize(customers=5, products=5, orders=8, lines_per_order=2))
+    settings = app_settings_for(
+        store_url,
+        tmp_path,
+        GATEWAY_ENV="production",
+        GATEWAY_JWT_SECRET="direct-queries-test-secret-0123456789abcdef",
+        GATEWAY_ANONYMOUS_SCOPES="orders:read",
+        GATEWAY_RESPONSE_CACHE=False,
+        GATEWAY_RATE_LIMIT=False,
+        GATEWAY_MAX_COST=5_000,
+    )
+    async with serve_in_process(settings) as client:
+        yield client
+
+
+@contextmanager
+def counted_strawberry_executions(client: GraphQLClient) -> Iterator[Callable[[], int]]:
+    """How many operations went through `Schema.execute` (the real one, called through)."""
+    schema = client.app.state.schema
+    calls = 0
+    execute = schema.execute
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await execute(*args, **kwargs)
+
+    schema.execute = counting
+    try:
+        yield lambda: calls
+    finally:
+        del schema.execute
+
+
+def comparable(response: httpx.Response) -> tuple[int, str | None, str | None, Any]:
+    return response.status_code, response.headers.get("content-type"), response.headers.get("allow"), response.json()
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_both_paths_answer_alike(client: GraphQLClient, case: str) -> None:
+    (method, arguments), direct = CASES[case]
+    endpoint: GraphQLEndpoint = client.app.state.endpoint
+    assert endpoint.direct_queries  # tracing is off
+
+    answers = []
+    for direct_queries in (True, False):
+        endpoint.direct_queries = direct_queries
+        with counted_strawberry_executions(client) as strawberry_runs:
+            answers.append(await client.http.request(method, "/graphql", **arguments))
+        assert strawberry_runs() == (0 if direct and direct_queries else 1), answers[-1].text
+
+    assert comparable(answers[0]) == comparable(answers[1])
+    assert answers[0].status_code < 500
+
+
+async def test_suggestions_are_stripped_on_the_direct_path(client: GraphQLClient) -> None:
+    (_method, arguments), _direct = CASES["enum variable that does not coerce"]
+    response = await client.http.post("/graphql", **arguments)
+    assert response.status_code == 200
+    [error] = response.json()["errors"]
+    assert "PAIDD" in error["message"]
+    assert "Did you mean" not in error["message"]
