@@ -3,11 +3,12 @@ read that meets a connection the server dropped is run again on a new one (`Stor
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -72,3 +73,27 @@ async def test_a_store_read_on_a_connection_that_went_away_is_run_again(store_ur
             assert len(await store.scalars(select(func.pg_backend_pid()))) == 1  # through the ORM session too
         finally:
             await store.close()
+
+
+async def test_a_worker_serving_16_requests_at_once_keeps_its_connections(store_url: str) -> None:
+    """The default pool covers the bench's 16 concurrent requests: a connection lent beyond the pool's size is
+    closed when it comes back, so waves of 16 reads at once would each open (and close) connections again."""
+    engine = create_engine(store_url)
+    connects = 0
+
+    def connected(*_args: object) -> None:
+        nonlocal connects
+        connects += 1
+
+    event.listen(engine.sync_engine.pool, "connect", connected)
+    try:
+
+        async def read() -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT pg_sleep(0.01)"))
+
+        for _wave in range(5):
+            await asyncio.gather(*(read() for _ in range(16)))
+    finally:
+        await engine.dispose()
+    assert connects == 16
