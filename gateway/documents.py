@@ -41,6 +41,7 @@ from gateway.limits import Limits
 from gateway.limits.cost import OperationCost, cost_exceeded
 from gateway.limits.suggestions import strip_suggestions
 from gateway.limits.tokens import parse_within
+from schema.executor import SharedPlans
 
 STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 """The rules Strawberry adds to the spec's (`strawberry.schema.schema.validate_document`)."""
@@ -62,6 +63,7 @@ class Document:
     _only: OperationDefinitionNode | None = None
     _policies: dict[str | None, CachePolicy] = field(default_factory=dict)
     _costs: dict[str | None, OperationCost] = field(default_factory=dict)
+    _plans: dict[int, SharedPlans] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -78,6 +80,17 @@ class Document:
                 return NOT_CACHEABLE  # not kept: a client's made-up operation names must not grow the entry
             self._policies[name] = hints.policy(self.node, operation)
         return self._policies[name]
+
+    def plans(self, name: str | None) -> SharedPlans | None:
+        """The executor's plans for the operation `name`, kept with the document across its requests (the same
+        whether the request names the operation or not); None when it cannot run."""
+        operation = self.operation(name)
+        if operation is None or self.node is None or self.errors:
+            return None
+        plans = self._plans.get(id(operation))  # the document keeps its operations alive: their ids stay theirs
+        if plans is None:
+            plans = self._plans[id(operation)] = SharedPlans(self.node)
+        return plans
 
     def cost(self, name: str | None, variables: Mapping[str, Any] | None = None) -> int:
         """What the operation `name` costs with the request's `variables` (`gateway.limits.cost` has the

@@ -271,6 +271,7 @@ class GraphQLEndpoint:
                         variables=params.variables,
                         context=context,
                         operation_extensions=params.extensions,
+                        plans=document.plans(params.operation_name),
                     )
                     if not self.documents.limits.field_suggestions and result.errors:
                         strip_suggestions(result.errors)  # as PreparedDocuments does

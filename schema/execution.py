@@ -23,6 +23,7 @@ from strawberry.types.execution import ExecutionResult
 from strawberry.utils.await_maybe import await_maybe
 
 from schema.context import Context
+from schema.executor import Executor, SharedPlans
 
 
 async def execute_query(
@@ -33,9 +34,14 @@ async def execute_query(
     variables: dict[str, Any] | None,
     context: Context,
     operation_extensions: dict[str, Any] | None,
+    plans: SharedPlans | None = None,
 ) -> ExecutionResult:
     """The result of the operation `operation_name` of `document`, a valid document (validated against
-    `schema`) whose operation is a query. Errors are passed to `schema.process_errors`, as Strawberry does."""
+    `schema`) whose operation is a query. Errors are passed to `schema.process_errors`, as Strawberry does.
+    `plans`: the operation's plans kept from its earlier requests (`SharedPlans`), when the caller keeps them and
+    the schema executes with the gateway's `Executor`."""
+    executor_class = schema.execution_context_class
+    custom: dict[str, Any] = {"plans": plans} if issubclass(executor_class, Executor) else {}
     try:
         result = await await_maybe(
             execute(
@@ -44,9 +50,10 @@ async def execute_query(
                 context_value=context,
                 variable_values=variables,
                 operation_name=operation_name,
-                executor_class=schema.execution_context_class,
+                executor_class=executor_class,
                 is_awaitable=cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable),
                 operation_extensions=operation_extensions,
+                **custom,
             )
         )
     except Exception as error:  # as Strawberry does: the operation's error, not the server's

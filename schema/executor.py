@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 from graphql import (
     GRAPHQL_MAX_INT,
     GRAPHQL_MIN_INT,
+    DirectiveNode,
+    DocumentNode,
     GraphQLBoolean,
     GraphQLField,
     GraphQLID,
@@ -42,8 +44,14 @@ from graphql import (
     GraphQLOutputType,
     GraphQLResolveInfoHelpers,
     GraphQLString,
+    ListValueNode,
+    ObjectValueNode,
     Undefined,
+    ValueNode,
+    VariableNode,
+    Visitor,
     is_leaf_type,
+    visit,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, gather_with_cancel
@@ -51,7 +59,6 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
-from resolvers.access.principal import Principal
 from schema.permissions import DEFINITION, guard_of, permits
 from schema.prefetched import prefetched_attribute
 
@@ -67,6 +74,8 @@ resolver raises the error), or nothing was prefetched (the resolver loads)."""
 
 class _Leaf(NamedTuple):
     read: Callable[[Any], Any]
+    grants: tuple[str, ...] | None
+    """The field's guard (`schema.permissions`), asked with the request's principal before reading; None: no guard."""
     type: GraphQLLeafType
     non_null: bool
     plain: builtins.type | None
@@ -75,18 +84,21 @@ class _Leaf(NamedTuple):
 
 class _Object(NamedTuple):
     read: Callable[[Any], Any]
+    grants: tuple[str, ...] | None
     type: GraphQLObjectType
     field: GraphQLField
     accepts: Callable[[Any], bool]
     """True for a value graphql-core would complete as `type` without a word (no error, nothing to await)."""
     selection: list[_Selection]
-    """Memo: the value's selection and its plan, once worked out (plans live for one request)."""
+    """Memo: the value's selection and its plan, once worked out (for as long as the plan is kept: one request, or
+    the operation's `SharedPlans`)."""
 
 
 class _List(NamedTuple):
     """A list of objects: `[T]`, `[T!]`, `[T]!` or `[T!]!`."""
 
     read: Callable[[Any], Any]
+    grants: tuple[str, ...] | None
     type: GraphQLObjectType
     field: GraphQLField
     item_type: GraphQLOutputType
@@ -108,10 +120,55 @@ class _Selection(NamedTuple):
     plan: _Plan | None
 
 
+class _Variant(NamedTuple):
+    root: GroupedFieldSet
+    subfields: dict[tuple[GraphQLObjectType, int], tuple[FieldDetailsList, Any]]
+    """graphql-core's memo of collected subfields (`Executor._relevant_sub_fields`), keyed by the field lists' ids."""
+    plans: dict[int, tuple[GroupedFieldSet, _Plan | None]]
+    """The executor's memo of plans, keyed by the selections' ids."""
+
+
+class SharedPlans:
+    """The plans of one operation, kept across its requests (by the gateway's document cache) instead of worked
+    out for each: the root's selection, the selections collected under it and their plans.
+
+    Both memos are keyed by the identity of the selections they were made from, which stay alive in them; a
+    request that starts from the shared root selection only meets selections from the memos, so they stop growing
+    after the first request. What a selection holds depends on the document, the operation, the types and the
+    values of the variables its directives read (`@skip(if: $x)`), so there is a variant per value of those, at
+    most `MAX_VARIANTS`; beyond that, or a variant grown past `MAX_ENTRIES`, requests plan for themselves. A plan
+    holds no request's state: guards are asked with each request's principal.
+    """
+
+    MAX_VARIANTS = 16
+    MAX_ENTRIES = 5_000
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.variables = tuple(sorted(_directive_variables(document)))
+        self.variants: dict[tuple[Any, ...], _Variant] = {}
+
+    def variant(self, variable_values: dict[str, Any], root: GroupedFieldSet) -> _Variant | None:
+        """The variant for a request's (coerced) variable values, made from its `root` selection if new; None
+        when the request is to plan for itself."""
+        key = tuple(variable_values.get(name) for name in self.variables)
+        try:
+            variant = self.variants.get(key)
+        except TypeError:  # an unhashable value
+            return None
+        if variant is None:
+            if len(self.variants) >= self.MAX_VARIANTS:
+                return None
+            variant = self.variants[key] = _Variant(root, {}, {})
+        if len(variant.subfields) + len(variant.plans) > self.MAX_ENTRIES:
+            return None
+        return variant
+
+
 class Executor(StrawberryGraphQLCoreExecutionContext):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, plans: SharedPlans | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plans: dict[int, tuple[GroupedFieldSet, _Plan | None]] = {}
+        self._shared = plans
 
     @property
     def async_helpers(self) -> GraphQLResolveInfoHelpers:
@@ -127,6 +184,27 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         (by a later graphql-core), they could not be honoured: that fails loudly rather than being ignored."""
         if "_plans" in self.__dict__:  # set after graphql-core's __init__
             raise AttributeError("Executor makes its async_helpers per resolve info; they cannot be replaced")
+
+    def execute_root_grouped_field_set(
+        self,
+        root_type: GraphQLObjectType,
+        root_value: Any,
+        grouped_field_set: GroupedFieldSet,
+        serially: bool,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """The root's fields, from the operation's shared selection and memos when it has them (the selection
+        collected for this request is then dropped: it is the same)."""
+        shared = self._shared
+        if shared is not None and not serially and position_context is None:
+            variant = shared.variant(self.variable_values.coerced, grouped_field_set)
+            if variant is not None:
+                grouped_field_set = variant.root
+                self._relevant_sub_fields = variant.subfields
+                self._plans = variant.plans
+        return super().execute_root_grouped_field_set(
+            root_type, root_value, grouped_field_set, serially, position_context
+        )
 
     def execute_fields(
         self,
@@ -152,8 +230,9 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
     ) -> AwaitableOrValue[dict[str, Any]]:
         values: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
+        context = self.context_value
         for response_name, leaf in plan.leaves:
-            value = _complete(leaf, source_value, is_awaitable)
+            value = _complete(leaf, source_value, is_awaitable, context)
             if value is Undefined:  # an error: let graphql-core raise it, located as always
                 return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
             values[response_name] = value
@@ -211,6 +290,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
     def _read(self, entry: _Object | _List, source: Any) -> Any:
         """The field's value, or `_SLOW` when graphql-core must execute it (also for a null it must reject)."""
         try:
+            if entry.grants is not None and not permits(self.context_value.principal, entry.grants, source):
+                return _SLOW
             value = entry.read(source)
         except Exception:
             return _SLOW
@@ -361,10 +442,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             return cached[1]
         plan: _Plan | None = None
         if self.middleware_manager is None or not self.middleware_manager.middlewares:
-            entries = [
-                (name, fields, _short_path(parent_type, fields, self.context_value))
-                for name, fields in grouped_field_set.items()
-            ]
+            entries = [(name, fields, _short_path(parent_type, fields)) for name, fields in grouped_field_set.items()]
             if any(entry is not None for _name, _fields, entry in entries):
                 plan = _planned(entries)
         self._plans[id(grouped_field_set)] = (grouped_field_set, plan)  # kept alive so that its id stays unique
@@ -379,9 +457,11 @@ def _planned(entries: list[tuple[str, FieldDetailsList, _Leaf | _Object | _List 
     return _Plan(entries, leaves, rest)  # type: ignore[arg-type]  # no leaf in `rest`
 
 
-def _complete(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool]) -> Any:
+def _complete(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool], context: Any) -> Any:
     """The field's completed value, or Undefined where graphql-core would raise (or might: anything unusual)."""
     try:
+        if leaf.grants is not None and not permits(context.principal, leaf.grants, source):
+            return Undefined  # the guard raises its error
         value: Any = leaf.read(source)
         kind = type(value)
         # What a built-in scalar answers unchanged (an Int if in range): no need to ask it.
@@ -399,41 +479,40 @@ def _complete(leaf: _Leaf, source: Any, is_awaitable: Callable[[Any], bool]) -> 
     return Undefined if coerced is None else coerced
 
 
-def _short_path(
-    parent_type: GraphQLObjectType, fields: FieldDetailsList, context: Any
-) -> _Leaf | _Object | _List | None:
+def _short_path(parent_type: GraphQLObjectType, fields: FieldDetailsList) -> _Leaf | _Object | _List | None:
     field_name = fields[0].node.name.value
     if field_name == TYPENAME:
         name = parent_type.name
-        return _Leaf(lambda _source: name, GraphQLString, True, str)
+        return _Leaf(lambda _source: name, None, GraphQLString, True, str)
     field: GraphQLField | None = parent_type.fields.get(field_name)
     if field is None:
         return None
-    read = _reader(field, context)
-    if read is None:
+    reader = _reader(field)
+    if reader is None:
         return None
+    read, grants = reader
     type_ = field.type
     non_null = isinstance(type_, GraphQLNonNull)
     inner = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
     if isinstance(inner, GraphQLObjectType):
         accepts = _acceptor(inner)
-        return None if accepts is None else _Object(read, inner, field, accepts, [])
+        return None if accepts is None else _Object(read, grants, inner, field, accepts, [])
     if isinstance(inner, GraphQLList):
         item_type = inner.of_type
         item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         accepts = _acceptor(item) if isinstance(item, GraphQLObjectType) else None
         if accepts is None or any(details.node.directives for details in fields):  # e.g. @stream
             return None
-        return _List(read, item, field, item_type, accepts, [])
+        return _List(read, grants, item, field, item_type, accepts, [])
     if is_leaf_type(inner):
-        return _Leaf(read, inner, non_null, PLAIN.get(inner))
+        return _Leaf(read, grants, inner, non_null, PLAIN.get(inner))
     return None
 
 
-def _reader(field: GraphQLField, context: Any) -> Callable[[Any], Any] | None:
+def _reader(field: GraphQLField) -> tuple[Callable[[Any], Any], tuple[str, ...] | None] | None:
     """How the short path reads `field` off its parent: Strawberry's default resolver for a plain field, the
-    attribute a prefetched field declares (`_SLOW` when unset), behind the field's guard (`_SLOW` when it refuses);
-    None for any other field."""
+    attribute a prefetched field declares (`_SLOW` when unset); and the grants of the field's guard, which the
+    executor asks with the request's principal first (`_SLOW` when it refuses). None for any other field."""
     definition = field.extensions.get(DEFINITION)
     if not isinstance(definition, StrawberryField) or definition.extensions:
         return None
@@ -450,9 +529,7 @@ def _reader(field: GraphQLField, context: Any) -> Callable[[Any], Any] | None:
         read = partial(_read_prefetched, attrgetter(attribute))
     else:
         return None
-    if guard is None:
-        return read
-    return partial(_read_guarded, read, context.principal, guard.grants)
+    return read, guard.grants if guard is not None else None
 
 
 def _read_with(read: Callable[[Any, str], Any], name: str, source: Any) -> Any:
@@ -462,10 +539,6 @@ def _read_with(read: Callable[[Any, str], Any], name: str, source: Any) -> Any:
 def _read_prefetched(read: Callable[[Any], Any], source: Any) -> Any:
     value = read(source)
     return _SLOW if value is None else value
-
-
-def _read_guarded(read: Callable[[Any], Any], principal: Principal, grants: tuple[str, ...], source: Any) -> Any:
-    return read(source) if permits(principal, grants, source) else _SLOW
 
 
 def _acceptor(type_: GraphQLObjectType) -> Callable[[Any], bool] | None:
@@ -482,3 +555,26 @@ def _acceptor(type_: GraphQLObjectType) -> Callable[[Any], bool] | None:
     if getattr(is_type_of, "__qualname__", "") != STRAWBERRY_IS_TYPE_OF:
         return None
     return lambda value: is_type_of(value, None) is True  # type: ignore[arg-type]  # Strawberry's ignores it
+
+
+def _directive_variables(document: DocumentNode) -> set[str]:
+    """The variables any directive of `document` reads (`@include(if: $show)`)."""
+    names: set[str] = set()
+
+    class Reader(Visitor):
+        def enter_directive(self, node: DirectiveNode, *_args: Any) -> None:
+            for argument in node.arguments or ():
+                names.update(_variables_in(argument.value))
+
+    visit(document, Reader())
+    return names
+
+
+def _variables_in(value: ValueNode) -> set[str]:
+    if isinstance(value, VariableNode):
+        return {value.name.value}
+    if isinstance(value, ListValueNode):
+        return set().union(*(_variables_in(item) for item in value.values))
+    if isinstance(value, ObjectValueNode):
+        return set().union(*(_variables_in(field.value) for field in value.fields))
+    return set()

@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.documents import Documents
 from gateway.endpoint import GraphQLEndpoint
 from integrations.store.session import StoreSession
 from resolvers.seed import SeedSize, seed
+from schema.executor import SharedPlans
 from schema.ids import encode_id
 from tests.conftest import ANONYMOUS, GraphQLClient, app_settings_for, serve_in_process
 
@@ -141,3 +143,70 @@ async def test_suggestions_are_stripped_on_the_direct_path(client: GraphQLClient
     [error] = response.json()["errors"]
     assert "PAIDD" in error["message"]
     assert "Did you mean" not in error["message"]
+
+
+def shared_plans(client: GraphQLClient, query: str) -> SharedPlans:
+    documents: Documents = client.app.state.documents
+    plans = documents.get(query).plans(None)
+    assert plans is not None
+    return plans
+
+
+def memo_sizes(client: GraphQLClient) -> dict[str, list[tuple[int, int]]]:
+    """Per document text: the sizes of each shared variant's memos (collected subfields, plans)."""
+    documents: Documents = client.app.state.documents
+    return {
+        text: [(len(variant.subfields), len(variant.plans)) for variant in plans.variants.values()]
+        for text, document in documents._entries.items()
+        for plans in document._plans.values()
+    }
+
+
+async def test_plans_are_kept_across_requests_and_stop_growing(client: GraphQLClient) -> None:
+    direct = [request for request, runs_directly in CASES.values() if runs_directly]
+    for method, arguments in direct:
+        await client.http.request(method, "/graphql", **arguments)
+    first = memo_sizes(client)
+    for _round in range(2):
+        for method, arguments in direct:
+            await client.http.request(method, "/graphql", **arguments)
+
+    assert memo_sizes(client) == first
+    assert sum(1 for variants in first.values() if variants) >= 6  # ORDER, PAGE, NODES, SKIPPED, TWO, the GET
+    assert all(subfields + plans > 0 for variants in first.values() for subfields, plans in variants)
+
+
+async def test_a_kept_plan_asks_each_requests_principal(client: GraphQLClient) -> None:
+    """The guard on `Customer.email` is asked per request, whoever planned the operation first."""
+    variables: dict[str, object] = {"id": encode_id("Order", 3)}
+    for headers in ({}, ANONYMOUS, {}, ANONYMOUS):
+        body = (await client.post(ORDER, variables, headers=headers)).json()
+        email = body["data"]["order"]["customer"]["email"]
+        if headers:
+            assert email is None
+            assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+                (["order", "customer", "email"], "FORBIDDEN")
+            ]
+        else:
+            assert "errors" not in body
+            assert email.endswith("@example.com")
+
+
+ORDER_3 = encode_id("Order", 3)
+INCLUDED = f"""query Included($withCustomer: Boolean!, $skipLines: Boolean = false) {{ order(id: "{ORDER_3}") {{
+  number customer @include(if: $withCustomer) {{ name }} lines @skip(if: $skipLines) {{ quantity }} }} }}"""
+
+
+async def test_variables_of_directives_pick_their_own_plans(client: GraphQLClient) -> None:
+    answers: dict[tuple[bool, bool], Any] = {}
+    for with_customer, skip_lines in [(True, False), (False, False), (True, True), (False, True), (True, False)]:
+        variables: dict[str, object] = {"withCustomer": with_customer, "skipLines": skip_lines}
+        order = (await client.execute(INCLUDED, variables))["order"]
+        assert ("customer" in order) is with_customer
+        assert ("lines" in order) is not skip_lines
+        answers.setdefault((with_customer, skip_lines), order)
+        assert order == answers[(with_customer, skip_lines)]
+
+    plans = shared_plans(client, INCLUDED)
+    assert plans.variables == ("skipLines", "withCustomer")
+    assert len(plans.variants) == 4

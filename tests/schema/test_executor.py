@@ -272,10 +272,12 @@ async def answers(
     variables: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[Any, Any]:
-    """The app's answer with the short path, then with graphql-core's executor."""
+    """The app's answer with the short path, then with graphql-core's executor. The short path answers twice, the
+    second time from the plans kept from the first (`SharedPlans`), and both answers must be the same."""
     schema = client.app.state.schema
     assert schema.execution_context_class is Executor
     answered = (await client.post(document, variables, headers=headers)).json()
+    assert (await client.post(document, variables, headers=headers)).json() == answered
     schema.execution_context_class = StrawberryGraphQLCoreExecutionContext
     try:
         expected = (await client.post(document, variables, headers=headers)).json()
