@@ -40,7 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.cache_key import CacheKey
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_, greenlet_spawn
 
 DIRECT = "gateway_direct"
 """Execution option of a statement built once and reused (its parameters given at execution), which the store may
@@ -92,7 +92,23 @@ async def read_directly(engine: AsyncEngine, statement: Select[Any], parameters:
         _reads.move_to_end(key)  # least recently used first out
         if read is None:
             return None
-    connection = await _checkout(engine)  # connected once, the dialect knows its server: compile after this
+    # One greenlet for the checkout, the driver's call and the return: the pool's code may do I/O (connect, ping,
+    # reset) and so runs in one; a greenlet each for the checkout and the return cost 10 µs more per read.
+    return await greenlet_spawn(_read_on_a_connection, engine, statement, parameters, key, cache_key, read)
+
+
+def _read_on_a_connection(
+    engine: AsyncEngine,
+    statement: Select[Any],
+    parameters: Mapping[str, Any],
+    key: Hashable,
+    cache_key: CacheKey | None,
+    read: _Read | None,
+) -> list[Any] | None:
+    """`read_directly` from the checkout on, in a greenlet (`greenlet_spawn`): the driver's call is awaited with
+    `await_`."""
+    dialect = engine.dialect
+    connection = _checkout(engine)  # connected once, the dialect knows its server: compile after this
     try:
         if read is None:
             read = _remember(key, _compiled(statement, dialect, cache_key))
@@ -100,34 +116,34 @@ async def read_directly(engine: AsyncEngine, statement: Select[Any], parameters:
     except Exception:  # a parameter missing, or refused by its type's processor: SQLAlchemy reports it as its own
         values = None
     except BaseException:
-        await greenlet_spawn(connection.close)
+        connection.close()
         raise
     if read is None or values is None:
-        await greenlet_spawn(connection.close)
+        connection.close()
         return None
     driver: Any = connection.driver_connection
     usable, fetch = _DRIVERS[dialect.driver]
     started = time.perf_counter()
     try:
-        rows = await fetch(driver, read.sql, values)
+        rows = await_(fetch(driver, read.sql, values))
     except Exception as error:
         _notify(engine, read.sql, time.perf_counter() - started, error)
-        await greenlet_spawn(connection.close if usable(driver) else connection.invalidate)
+        (connection.close if usable(driver) else connection.invalidate)()
         raise DirectReadFailed(f"direct read failed: {type(error).__name__}") from error
     except BaseException:  # cancelled: the server may still be sending the answer on this connection
-        await greenlet_spawn(connection.invalidate)
+        connection.invalidate()
         raise
-    await greenlet_spawn(connection.close)
+    connection.close()
     _notify(engine, read.sql, time.perf_counter() - started, None)
     return read.processed(rows)
 
 
-async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
     """A connection of the pool; a driver's error connecting is raised as SQLAlchemy's `Connection` would raise it
     (the pool itself passes it on as it is)."""
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
-        return await engine.raw_connection()
+        return engine.sync_engine.raw_connection()
     except dbapi_error as error:
         raise DBAPIError.instance(None, None, error, dbapi_error, dialect=engine.dialect) from error
 
