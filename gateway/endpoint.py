@@ -217,11 +217,13 @@ class GraphQLEndpoint:
         if served is not None:
             return self._cached_response(request, served, media_type), admission
         assert produced is not None
-        headers = {"Cache-Control": "no-store"}
+        # Built encoded, as a cache hit's are (`_cached_response`): Starlette's own building normalises each header.
+        raw = [(b"cache-control", b"no-store")]
         if self.response_cache is not None:
-            headers["X-Cache"] = CacheState.BYPASS.value
-        status = graphql_status(media_type, produced.status)
-        return Response(produced.body, status_code=status, headers=headers, media_type=media_type), admission
+            raw.append((b"x-cache", _STATE_VALUES[CacheState.BYPASS]))
+        raw.append((b"content-length", str(len(produced.body)).encode("latin-1")))
+        raw.append((b"content-type", media_type.encode("latin-1")))
+        return EncodedResponse(produced.body, graphql_status(media_type, produced.status), raw), admission
 
     async def _serve_cached(
         self, request: Request, principal: Principal, params: GraphQLParams, document: Document | None

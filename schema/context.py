@@ -4,6 +4,7 @@ request's loaders."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from strawberry.types import Info as StrawberryInfo
 
@@ -12,6 +13,9 @@ from resolvers.access.principal import Principal
 from resolvers.loaders import Loaders
 from resolvers.services import Services
 
+if TYPE_CHECKING:
+    from schema.executor import SharedPlans
+
 
 @dataclass
 class Context:
@@ -19,6 +23,9 @@ class Context:
     services: Services
     principal: Principal
     loaders: Loaders = field(init=False)
+    plans: SharedPlans | None = None
+    """The operation's plans kept across its requests, when it runs with them (`schema.execution`): look-ahead
+    answers (`schema.selection`) are kept there too."""
 
     def __post_init__(self) -> None:
         self.loaders = Loaders.create(self.store, self.services)

@@ -42,6 +42,7 @@ async def execute_query(
     the schema executes with the gateway's `Executor`."""
     executor_class = schema.execution_context_class
     custom: dict[str, Any] = {"plans": plans} if issubclass(executor_class, Executor) else {}
+    context.plans = plans
     try:
         result = await await_maybe(
             execute(

@@ -146,15 +146,27 @@ class SharedPlans:
     def __init__(self, document: DocumentNode) -> None:
         self.variables = tuple(sorted(_directive_variables(document)))
         self.variants: dict[tuple[Any, ...], _Variant] = {}
+        self.selections: dict[tuple[Any, ...], tuple[tuple[Any, ...], bool]] = {}
+        """`schema.selection`'s answers, keyed by the nodes' ids (the nodes kept with the answer), the path asked
+        and the variables' key."""
+
+    def key(self, variable_values: dict[str, Any]) -> tuple[Any, ...] | None:
+        """What of a request's (coerced) variable values the operation's selections depend on; None when it cannot
+        be a key (an unhashable value)."""
+        key = tuple(variable_values.get(name) for name in self.variables)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
 
     def variant(self, variable_values: dict[str, Any], root: GroupedFieldSet) -> _Variant | None:
         """The variant for a request's (coerced) variable values, made from its `root` selection if new; None
         when the request is to plan for itself."""
-        key = tuple(variable_values.get(name) for name in self.variables)
-        try:
-            variant = self.variants.get(key)
-        except TypeError:  # an unhashable value
+        key = self.key(variable_values)
+        if key is None:
             return None
+        variant = self.variants.get(key)
         if variant is None:
             if len(self.variants) >= self.MAX_VARIANTS:
                 return None

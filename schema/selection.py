@@ -12,8 +12,8 @@ Field names, not aliases, are matched. Fragments (named and inline) are followed
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     FieldNode,
@@ -27,6 +27,9 @@ from graphql import (
 
 from schema.context import Info
 
+if TYPE_CHECKING:
+    from schema.executor import SharedPlans
+
 
 def selects(info: Info, *path: str) -> bool:
     """Whether some selection reaches `path` (field names) from the current field."""
@@ -39,18 +42,46 @@ def operation_selects(info: Info, *path: str) -> bool:
     return _reaches(info, [info._raw_info.operation], path)
 
 
-def _reaches(info: Info, start: Iterable[FieldNode | OperationDefinitionNode], path: tuple[str, ...]) -> bool:
+def _reaches(info: Info, start: Sequence[FieldNode | OperationDefinitionNode], path: tuple[str, ...]) -> bool:
+    """`_walk`, its answer kept with the operation's plans when they are kept across requests (`SharedPlans`):
+    it depends only on the nodes, the path and the variables the operation's directives read."""
     raw = info._raw_info
     # Strawberry hands resolvers the coerced dict; graphql-core's own info holds a container with it
     values: Any = raw.variable_values
     variables: dict[str, Any] = getattr(values, "coerced", values)
+    plans: SharedPlans | None = getattr(info.context, "plans", None)  # a test's context may have none
+    if plans is None:
+        return _walk(raw.fragments, start, path, variables)
+    variables_key = plans.key(variables)
+    if variables_key is None:
+        return _walk(raw.fragments, start, path, variables)
+    key = (tuple(map(id, start)), path, variables_key)
+    known = plans.selections.get(key)
+    if known is not None:
+        return known[1]
+    answer = _walk(raw.fragments, start, path, variables)
+    if len(plans.selections) < MAX_KEPT:
+        plans.selections[key] = (tuple(start), answer)  # the nodes kept alive with it: their ids stay theirs
+    return answer
+
+
+MAX_KEPT = 1_000
+"""Answers kept per operation (a few per resolver that looks ahead)."""
+
+
+def _walk(
+    fragments: dict[str, FragmentDefinitionNode],
+    start: Sequence[FieldNode | OperationDefinitionNode],
+    path: tuple[str, ...],
+    variables: dict[str, Any],
+) -> bool:
     nodes: Iterable[FieldNode | OperationDefinitionNode] = start
     for name in path:
         nodes = [
             child
             for node in nodes
             if node.selection_set is not None
-            for child in _fields(node.selection_set.selections, raw.fragments, variables)
+            for child in _fields(node.selection_set.selections, fragments, variables)
             if child.name.value == name
         ]
         if not nodes:

@@ -97,6 +97,7 @@ TRUSTED_HITS = PERSISTED_HITS.labels("trusted")
 APQ_HITS = PERSISTED_HITS.labels("apq")
 _CACHE_STATUS = {status: CACHE_LOOKUPS.labels(status) for status in ("HIT", "MISS", "STALE", "BYPASS")}
 _requests: dict[tuple[str, str], Any] = {}
+_loader_batches: dict[str, Any] = {}
 _operations: set[str] = set()
 _upstreams: weakref.WeakSet[Upstream] = weakref.WeakSet()
 
@@ -200,7 +201,10 @@ def _set_breaker_state(upstream: Upstream) -> None:
 
 
 def _loader_batch(loader: str, size: int) -> None:
-    LOADER_BATCH.labels(loader).observe(size)
+    child = _loader_batches.get(loader)
+    if child is None:  # `labels()` checks and locks on every call: a child per loader class, looked up once
+        child = _loader_batches[loader] = LOADER_BATCH.labels(loader)
+    child.observe(size)
 
 
 def install_hooks() -> Callable[[], None]:

@@ -20,6 +20,7 @@ import pytest
 from gateway.documents import Documents
 from gateway.endpoint import GraphQLEndpoint
 from integrations.store.session import StoreSession
+from resolvers.loaders import observe_batches
 from resolvers.seed import SeedSize, seed
 from schema.executor import SharedPlans
 from schema.ids import encode_id
@@ -198,14 +199,24 @@ INCLUDED = f"""query Included($withCustomer: Boolean!, $skipLines: Boolean = fal
 
 
 async def test_variables_of_directives_pick_their_own_plans(client: GraphQLClient) -> None:
+    """Also the look-ahead (`schema.selection`), whose answers are kept with the plans: `order` reads the customer
+    in the same statement only when it is included, and the lines are loaded only when not skipped."""
     answers: dict[tuple[bool, bool], Any] = {}
-    for with_customer, skip_lines in [(True, False), (False, False), (True, True), (False, True), (True, False)]:
-        variables: dict[str, object] = {"withCustomer": with_customer, "skipLines": skip_lines}
-        order = (await client.execute(INCLUDED, variables))["order"]
-        assert ("customer" in order) is with_customer
-        assert ("lines" in order) is not skip_lines
-        answers.setdefault((with_customer, skip_lines), order)
-        assert order == answers[(with_customer, skip_lines)]
+    batches: list[str] = []
+    stop = observe_batches(lambda name, _size: batches.append(name))
+    try:
+        for with_customer, skip_lines in [(True, False), (False, False), (True, True), (False, True), (True, False)]:
+            variables: dict[str, object] = {"withCustomer": with_customer, "skipLines": skip_lines}
+            batches.clear()
+            order = (await client.execute(INCLUDED, variables))["order"]
+            assert ("customer" in order) is with_customer
+            assert ("lines" in order) is not skip_lines
+            answers.setdefault((with_customer, skip_lines), order)
+            assert order == answers[(with_customer, skip_lines)]
+            expected = ["OrderWithCustomerByIdLoader" if with_customer else "OrderByIdLoader"]
+            assert sorted(batches) == sorted(expected + ([] if skip_lines else ["OrderLinesByOrderIdLoader"]))
+    finally:
+        stop()
 
     plans = shared_plans(client, INCLUDED)
     assert plans.variables == ("skipLines", "withCustomer")
