@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from contextlib import nullcontext
 from typing import Any
 
 import orjson
@@ -261,9 +262,11 @@ class GraphQLEndpoint:
         assert self.services is not None
         store = StoreSession(self.sessionmaker, record_reads=record_reads)
         context = Context(store=store, services=self.services, principal=principal)
-        with self.changes.collecting() as changes, prepared(document):
+        direct = self.direct_queries and self._runs_directly(params, document)
+        # `prepared` hands the document to Strawberry's extension, which the direct path does not run.
+        with self.changes.collecting() as changes, nullcontext() if direct else prepared(document):
             try:
-                if self.direct_queries and self._runs_directly(params, document):
+                if direct:
                     assert document is not None
                     assert document.node is not None
                     result = await execute_query(

@@ -76,6 +76,41 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+class Primer:
+    """Values a loader read for other loaders (a join reads orders with their customers), handed to theirs: at once
+    to one already made, else when it is made (`Loaders` tells): a request that never asks them makes no loader.
+
+    Only loaders of the `targets` classes are kept here: a loader that holds the primer must not be one of them
+    (the two would hold each other, a reference cycle)."""
+
+    def __init__(self, targets: Iterable[type[DataLoader[Any, Any]]]) -> None:
+        self.targets = frozenset(targets)
+        self._loaders: dict[type[DataLoader[Any, Any]], DataLoader[Any, Any]] = {}
+        self._pending: dict[type[DataLoader[Any, Any]], list[tuple[Any, Any]]] = {}
+
+    def prime(self, cls: type[DataLoader[K, V]], key: K, value: V) -> None:
+        """`DataLoader.prime` of the request's `cls` loader, now or when it is made."""
+        assert cls in self.targets, f"{cls.__name__} is not primed through this primer"
+        loader = self._loaders.get(cls)
+        if loader is not None:
+            loader.prime(key, value)
+        else:
+            self._pending.setdefault(cls, []).append((key, value))
+
+    def made(self, cls: type[DataLoader[Any, Any]], loader: DataLoader[Any, Any]) -> None:
+        """The request's `cls` loader was made: primed with what was kept for it (the first value of a key wins, as
+        `prime` has it), and with later values at once."""
+        if cls not in self.targets:
+            return
+        self._loaders[cls] = loader
+        for key, value in self._pending.pop(cls, ()):
+            loader.prime(key, value)
+
+    def forget(self) -> None:
+        """Drop what was kept for loaders not made yet (after a write, as the loaders forget theirs)."""
+        self._pending.clear()
+
+
 class BatchLoader(DataLoader[K, V]):
     """A DataLoader over the request's store with the project's batch cap; subclasses implement `batch_load_fn`."""
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from aiodataloader import DataLoader
 
 from integrations.store.session import StoreSession
+from resolvers.batching import Primer
 from resolvers.customer.loaders import CustomerByIdLoader
 from resolvers.order.loaders import (
     EmailsByOrderIdLoader,
@@ -92,6 +93,7 @@ class Loaders:
         self._store = store
         self._services = services
         self._created: list[DataLoader[Any, Any]] = []
+        self._primer = Primer(OrderWithCustomerByIdLoader.primes)
 
     @classmethod
     def create(cls, store: StoreSession, services: Services) -> Loaders:
@@ -111,7 +113,7 @@ class Loaders:
 
     @cached_property
     def order_with_customer_by_id(self) -> OrderWithCustomerByIdLoader:
-        return self._made(OrderWithCustomerByIdLoader, self._store, self.order_by_id, self.customer_by_id)
+        return self._made(OrderWithCustomerByIdLoader, self._store, self._primer)
 
     @cached_property
     def order_lines_by_order_id(self) -> OrderLinesByOrderIdLoader:
@@ -145,8 +147,10 @@ class Loaders:
         """Drop every loader's cached results (after a write: the loaders hold read-only copies of rows)."""
         for loader in self._created:
             loader.clear_all()
+        self._primer.forget()
 
     def _made(self, cls: type[L], *arguments: Any) -> L:
         loader = (_observed(cls) if _observers or _scopes else cls)(*arguments)
         self._created.append(loader)
+        self._primer.made(cls, loader)
         return loader

@@ -110,11 +110,15 @@ class StoreSession:
         SQLAlchemy, which recovers from a lost connection or raises its own translation of the error."""
         async with self._lock:
             try:
-                async with _translate():  # no connection to be had: as for any statement
-                    return await read_directly(self._engine, statement, parameters)
+                return await read_directly(self._engine, statement, parameters)
             except DirectReadFailed as failed:
                 logger.warning("%s; running it through SQLAlchemy", failed)
                 return None
+            except _UNAVAILABLE as error:  # no connection to be had: as for any statement (`_translate`)
+                unavailable = _unavailable(error)
+                if unavailable is None:
+                    raise
+                raise unavailable from error
 
     async def _rows_past_session(self, statement: Select[Any], parameters: dict[str, Any] | None) -> Sequence[Any]:
         async with self._lock, _translate(), self._engine.connect() as connection:
@@ -183,14 +187,26 @@ def _engine_of(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine:
     return bind
 
 
+_UNAVAILABLE = (OperationalError, InterfaceError, OSError, ConnectionError)
+"""What may mean the database is unavailable (`_unavailable` tells)."""
+
+
 @asynccontextmanager
 async def _translate() -> AsyncIterator[None]:
     try:
         yield
-    except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
-        if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connectivity(exc):
+    except _UNAVAILABLE as exc:
+        unavailable = _unavailable(exc)
+        if unavailable is None:
             raise
-        raise StoreUnavailableError("the database is unavailable") from exc
+        raise unavailable from exc
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailableError | None:
+    """`StoreUnavailableError` for an error that says the database cannot be reached; None for any other."""
+    if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connectivity(exc):
+        return None
+    return StoreUnavailableError("the database is unavailable")
 
 
 def _is_connectivity(exc: DBAPIError) -> bool:

@@ -23,7 +23,7 @@ from integrations.store.records import (
     with_parent,
 )
 from integrations.store.session import StoreSession
-from resolvers.batching import BatchLoader, ByIdLoader, many_per_key, one_per_key
+from resolvers.batching import BatchLoader, ByIdLoader, Primer, many_per_key, one_per_key
 from resolvers.customer.loaders import CustomerByIdLoader
 from resolvers.pagination import Page, PageRequest, to_page
 
@@ -34,13 +34,14 @@ class OrderByIdLoader(ByIdLoader[OrderRecord]):
 
 class OrderWithCustomerByIdLoader(BatchLoader[int, OrderRecord | None]):
     """Orders by primary key, each read with its customer in the same statement (a join) instead of one statement
-    for the orders and another for their customers. The rows are handed to the request's `orders` and `customers`
-    loaders, which then have them without a statement."""
+    for the orders and another for their customers. The rows are handed to the request's order and customer
+    loaders (through `primer`), which then have them without a statement."""
 
-    def __init__(self, store: StoreSession, orders: OrderByIdLoader, customers: CustomerByIdLoader) -> None:
+    primes = (OrderByIdLoader, CustomerByIdLoader)
+
+    def __init__(self, store: StoreSession, primer: Primer) -> None:
         super().__init__(store)
-        self.orders = orders
-        self.customers = customers
+        self.primer = primer
 
     async def batch_load_fn(self, keys: Sequence[int]) -> list[OrderRecord | None]:
         statement = select_with_parent_by_id(OrderRecord, CustomerRecord, "customer_id", self.store.dialect)
@@ -48,8 +49,8 @@ class OrderWithCustomerByIdLoader(BatchLoader[int, OrderRecord | None]):
         # No write can have come between the read and this (the session's lock is held until the read returns, and
         # nothing here awaits): the loaders are handed rows as current as any they read themselves.
         for order, customer in rows:
-            self.orders.prime(order.id, order)
-            self.customers.prime(customer.id, customer)
+            self.primer.prime(OrderByIdLoader, order.id, order)
+            self.primer.prime(CustomerByIdLoader, customer.id, customer)
         return one_per_key(keys, [order for order, _customer in rows], lambda row: row.id)
 
 

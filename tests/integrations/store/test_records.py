@@ -7,7 +7,7 @@ from dataclasses import fields
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Select, func
+from sqlalchemy import Select, func, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -49,17 +49,22 @@ async def test_records_are_tagged_as_the_entities_they_copy(store: StoreSession)
     assert listing("customer") not in store.reads  # a lookup by primary key: inserts elsewhere do not touch it
 
 
+@pytest.mark.parametrize("made", ["before", "after"], ids=["loaders made before the join", "made after it"])
 async def test_orders_read_with_their_customers_are_tagged_as_both_and_held_by_both_loaders(
-    engine: AsyncEngine, store: StoreSession
+    engine: AsyncEngine, store: StoreSession, made: str
 ) -> None:
     await seed(store, SeedSize(customers=3, products=1, orders=4, lines_per_order=1))
     batches: list[tuple[str, int]] = []
     stop = observe_batches(lambda name, size: batches.append((name, size)))  # the loaders are made observed
     try:
         loaders = Loaders.create(store, cast(Services, None))  # no loader here needs the services
-        joined, orders, customers = loaders.order_with_customer_by_id, loaders.order_by_id, loaders.customer_by_id
+        joined = loaders.order_with_customer_by_id
+        if made == "before":
+            orders, customers = loaders.order_by_id, loaders.customer_by_id
         store.reads = set()
         read = await joined.load_many([2, 4, 99])
+        if made == "after":  # the rows were kept for them (`Primer`)
+            orders, customers = loaders.order_by_id, loaders.customer_by_id
     finally:
         stop()
     assert batches == [("OrderWithCustomerByIdLoader", 3)]
@@ -80,6 +85,23 @@ async def test_orders_read_with_their_customers_are_tagged_as_both_and_held_by_b
         counter.stop()
     assert counter.count == 0  # both loaders were handed what the join read
     assert {customer.id for customer in held if customer is not None} == owners
+
+
+async def test_rows_kept_for_loaders_not_made_yet_are_dropped_after_a_write(
+    engine: AsyncEngine, store: StoreSession
+) -> None:
+    """A write makes every loader forget what it holds (`Loaders.forget`), and so what was kept for one not made yet:
+    made after the write, it reads the row again."""
+    await seed(store, SeedSize(customers=3, products=1, orders=4, lines_per_order=1))
+    loaders = Loaders.create(store, cast(Services, None))
+    store.after_write(loaders.forget)
+    [order] = await loaders.order_with_customer_by_id.load_many([2])
+    assert order is not None
+    async with store.transaction() as session:
+        await session.execute(text("UPDATE customer SET name = 'Renamed' WHERE id = :id"), {"id": order.customer_id})
+    customer = await loaders.customer_by_id.load(order.customer_id)
+    assert customer is not None
+    assert customer.name == "Renamed"
 
 
 def test_the_table_record_map_holds_every_record() -> None:
