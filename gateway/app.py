@@ -55,7 +55,8 @@ def create_app(settings: Settings) -> Starlette:
     tracing = Tracing.from_environment()  # None unless OTEL_* variables configure an exporter
     # Valid queries skip these (`schema.execution`, `GraphQLEndpoint.direct_queries`): the endpoint has done
     # PreparedDocuments' work for them and AuditLog records only mutations. The operation span must see every
-    # operation, so with tracing on everything goes through them. An extension added here must be one of those.
+    # operation, so with tracing on everything goes through them. An extension added here must be one of those
+    # (tests/gateway/test_direct_queries.py lists them). Incremental delivery (@defer) would need Strawberry's.
     schema = build_schema(
         extensions=[
             *(tracing.schema_extensions() if tracing is not None else ()),
@@ -84,7 +85,7 @@ def create_app(settings: Settings) -> Starlette:
         expose_internal_errors=not settings.production,
         max_batch_size=settings.max_batch_size if settings.batching else None,
         cost_extension=settings.cost_extension_enabled,
-        direct_queries=tracing is None,
+        direct_queries=tracing is None and not schema.config.enable_experimental_incremental_execution,
     )
 
     checks: dict[str, Check] = {"database": database_check(engine)}

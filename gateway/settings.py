@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         alias="GATEWAY_DB_POOL_SIZE",
         ge=1,
         le=500,
-        description="database connections kept per worker (default: 20)",
+        description="database connections kept per worker (default: 16 on PostgreSQL, 20 for a SQLite file)",
     )
     max_body_bytes: int = Field(100_000, alias="GATEWAY_MAX_BODY_BYTES", ge=1_000)
     document_cache_size: int = Field(1_000, alias="GATEWAY_DOCUMENT_CACHE_SIZE", ge=0)

@@ -20,8 +20,8 @@ connection first; a read missing a parameter is left to SQLAlchemy to report. Fa
   driver lost it, which invalidates it;
 - cancelled mid-call, the connection is invalidated: the server may still be answering on it.
 
-On SQLite, the constant statements (`DIRECT`) run in the event loop's own thread once compiled, without a trip to
-aiosqlite's thread (`loop_reads`).
+On SQLite, lookups by primary key of at most `LOOP_MAX_KEYS` keys (constant statements) run in the event loop's own
+thread once compiled, without a trip to aiosqlite's thread (`loop_reads`).
 
 SQLAlchemy's events do not see these statements; `observe_direct_reads` does, and `statements.observe_statements`
 registers an observer for both paths at once (SQL counters, metrics).
@@ -46,6 +46,7 @@ from sqlalchemy.sql.cache_key import CacheKey
 from sqlalchemy.util import await_, greenlet_spawn
 
 from integrations.store.loop_reads import read_in_loop
+from integrations.store.tags import BY_PRIMARY_KEY
 
 DIRECT = "gateway_direct"
 """Execution option of a statement built once and reused (its parameters given at execution), which the store may
@@ -97,13 +98,26 @@ async def read_directly(engine: AsyncEngine, statement: Select[Any], parameters:
         _reads.move_to_end(key)  # least recently used first out
         if read is None:
             return None
-        if cache_key is None and dialect.driver == "aiosqlite":  # a constant statement on SQLite: `loop_reads`
+        if dialect.driver == "aiosqlite" and _bounded_lookup(statement, cache_key, parameters):  # `loop_reads`
             rows = _read_in_loop(engine, read, parameters)
             if rows is not None:
                 return rows
     # One greenlet for the checkout, the driver's call and the return: the pool's code may do I/O (connect, ping,
     # reset) and so runs in one; a greenlet each for the checkout and the return cost 10 µs more per read.
     return await greenlet_spawn(_read_on_a_connection, engine, statement, parameters, key, cache_key, read)
+
+
+LOOP_MAX_KEYS = 100
+"""The most keys a lookup read in the event loop's thread may have (`loop_reads`): at most as many rows, a few
+hundred µs at most. A larger batch goes to aiosqlite."""
+
+
+def _bounded_lookup(statement: Select[Any], cache_key: CacheKey | None, parameters: Mapping[str, Any]) -> bool:
+    """A constant statement (`DIRECT`) looking rows up by primary key (`tags.BY_PRIMARY_KEY`: one row per key at
+    most), with no list of more than `LOOP_MAX_KEYS` values: what SQLite answers in a time bounded by the keys."""
+    if cache_key is not None or not statement.get_execution_options().get(BY_PRIMARY_KEY):
+        return False
+    return all(not isinstance(value, list | tuple) or len(value) <= LOOP_MAX_KEYS for value in parameters.values())
 
 
 def _read_in_loop(engine: AsyncEngine, read: _Read, parameters: Mapping[str, Any]) -> list[Any] | None:

@@ -13,12 +13,12 @@ from sqlalchemy.pool import PoolResetState
 
 from integrations.store.changes import ChangeFeed, tracked
 
-POOL_SIZE = {"postgresql": 20, "sqlite": 20}
+POOL_SIZE = {"postgresql": 16, "sqlite": 20}
 """Connections kept per process by default: enough for the requests a worker typically serves at once (with 10,
 16 concurrent requests opened and closed a connection every 70 requests or so, each costing the gateway and the
-server a backend's start-up). A PostgreSQL server has its own limit (100 by default) to share between workers,
-so its pool lends only half as many again in bursts (30 per worker); a SQLite file's connections cost only a
-thread each."""
+server a backend's start-up). A PostgreSQL server has its own limit (100 by default, 3 of them reserved) to share
+between workers, so its pool lends only a quarter as many again in bursts: 20 per worker at most, as before, so
+four workers fit; a SQLite file's connections cost only a thread each."""
 
 PING_IDLE_AFTER = 1.0
 """Seconds a pooled server connection may sit unused before it is pinged on checkout (see `_ping_if_idle`)."""
@@ -30,8 +30,8 @@ def create_engine(
     """Create the engine for `url`; SQLite connections get foreign keys, WAL and a busy timeout.
 
     The pool keeps `pool_size` connections (`POOL_SIZE` when None) and lends more in bursts (as many again for
-    SQLite, half as many for a server); a connection lent beyond `pool_size` is closed when it comes back, so the
-    pool should cover the requests a worker serves at once.
+    SQLite, a quarter as many for a server); a connection lent beyond `pool_size` is closed when it comes back, so
+    the pool should cover the requests a worker serves at once.
     """
     parsed = make_url(url)
     if pool_size is None:
@@ -46,7 +46,7 @@ def create_engine(
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         kwargs["pool_reset_on_return"] = None  # `_rollback_if_open` instead
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=(pool_size + 1) // 2, pool_recycle=1800)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size // 4, pool_recycle=1800)
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

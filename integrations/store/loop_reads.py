@@ -5,9 +5,10 @@ future set from that thread, the event loop woken through its self-pipe, the GIL
 loader's lookup by key, which SQLite answers in about 9 µs, that trip is the cost: about 60 µs of CPU one at a
 time, and 200 µs with 16 requests in flight (16 threads taking the GIL from the loop and from each other).
 
-So the loaders' constant statements (`direct.DIRECT`: lookups by primary or foreign key, indexed, at most
-`MAX_BATCH_SIZE` keys) run here instead, synchronously: the loop waits for SQLite as long as the lookup takes,
-instead of for the trip. Pages and every other statement, whose cost depends on the data, stay on aiosqlite.
+So the loaders' lookups by primary key (constant statements of at most `direct.LOOP_MAX_KEYS` keys, so at most as
+many rows) run here instead, synchronously: the loop waits for SQLite as long as the lookup takes (microseconds
+per key), instead of for the trip. Lookups by foreign key (a customer's orders: as many rows as the data holds),
+larger batches, pages and every other statement, whose cost depends on the data, stay on aiosqlite.
 
 - The connection is read-only (`PRAGMA query_only`) and in autocommit: each read sees every committed write, as a
   pool connection's does. In WAL mode (the store's, `engine._sqlite_pragmas`) a reader does not wait for writers.

@@ -221,3 +221,11 @@ async def test_variables_of_directives_pick_their_own_plans(client: GraphQLClien
     plans = shared_plans(client, INCLUDED)
     assert plans.variables == ("skipLines", "withCustomer")
     assert len(plans.variants) == 4
+
+
+def test_queries_skip_only_the_extensions_known_to_have_nothing_to_do_for_them(client: GraphQLClient) -> None:
+    """A new schema extension would be skipped for every valid query: adding one means deciding whether the direct
+    path must do its work, or be off (as with tracing's operation span). This lists the ones decided."""
+    extensions = client.app.state.schema.get_extensions()
+    assert sorted(type(extension).__name__ for extension in extensions) == ["AuditLog", "PreparedDocuments"]
+    assert not any(extension._implements_resolve() for extension in extensions)  # no resolve middleware skipped

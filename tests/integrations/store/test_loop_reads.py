@@ -1,10 +1,11 @@
-"""SQLite's constant reads run in the event loop's thread (`integrations/store/loop_reads.py`): they give what
-SQLAlchemy gives, take no pool connection, see committed writes at once, are not held up by a writer, fall back to
-aiosqlite when the loop's connection fails, and close with the engine."""
+"""SQLite's lookups by primary key run in the event loop's thread (`integrations/store/loop_reads.py`): they give
+what SQLAlchemy gives, take no pool connection, see committed writes at once, never wait for a lock, fall back to
+aiosqlite when the loop's connection fails, and close with the engine; lookups by foreign key and large batches
+stay on aiosqlite."""
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from integrations.store import loop_reads
-from integrations.store.direct import observe_direct_reads
+from integrations.store.direct import LOOP_MAX_KEYS, observe_direct_reads
 from integrations.store.engine import create_engine
 from integrations.store.records import (
     KEYS,
@@ -33,12 +34,13 @@ from resolvers.seed import SeedSize, seed
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-KEYED: list[tuple[type[Record], str]] = [
-    (CustomerRecord, "id"),
-    (ProductRecord, "id"),
-    (OrderRecord, "id"),
-    (OrderLineRecord, "order_id"),
-    (OrderRecord, "customer_id"),
+KEYED: list[tuple[type[Record], str, bool]] = [
+    # record, key column, whether it is read in the loop (by primary key: at most a row per key)
+    (CustomerRecord, "id", True),
+    (ProductRecord, "id", True),
+    (OrderRecord, "id", True),
+    (OrderLineRecord, "order_id", False),  # by foreign key: as many rows as the data holds, on aiosqlite
+    (OrderRecord, "customer_id", False),
 ]
 
 
@@ -69,9 +71,9 @@ async def through_sqlalchemy(engine: AsyncEngine, statement: Any, keys: list[Any
 
 
 @SQLITE
-@pytest.mark.parametrize(("record", "column"), KEYED, ids=lambda value: getattr(value, "__name__", value))
+@pytest.mark.parametrize(("record", "column", "in_loop"), KEYED, ids=lambda value: getattr(value, "__name__", value))
 async def test_a_loop_read_gives_what_sqlalchemy_gives_without_a_pool_connection(
-    engine: AsyncEngine, seeded: StoreSession, record: type[Record], column: str
+    engine: AsyncEngine, seeded: StoreSession, record: type[Record], column: str, in_loop: bool
 ) -> None:
     statement = select_by_keys(record, column, "sqlite")
     keys = [1, 3, 4, 999]
@@ -83,7 +85,7 @@ async def test_a_loop_read_gives_what_sqlalchemy_gives_without_a_pool_connection
             again = await seeded.records(statement, record, {KEYS: keys})
     finally:
         stop()
-    assert taken == [0]
+    assert taken == [0 if in_loop else 1]
     assert len(seen) == 1  # observed like any direct read (SQL counters, spans)
     expected = [record(*row) for row in await through_sqlalchemy(engine, statement, keys)]
     assert sorted(again, key=repr) == sorted(expected, key=repr) == sorted(first, key=repr)
@@ -120,18 +122,32 @@ async def test_a_loop_read_sees_a_write_committed_just_before(engine: AsyncEngin
 
 
 @SQLITE
-async def test_a_writer_in_the_middle_of_a_transaction_holds_no_loop_read_up(
+async def test_a_large_batch_is_read_on_aiosqlite(engine: AsyncEngine, seeded: StoreSession) -> None:
+    """More keys than `LOOP_MAX_KEYS`: the loop would wait for SQLite as long as they take."""
+    statement = select_by_keys(CustomerRecord, "id", "sqlite")
+    await seeded.records(statement, CustomerRecord, {KEYS: [1]})
+    many = list(range(1, LOOP_MAX_KEYS + 2))
+    with checkouts(engine) as taken:
+        customers = await seeded.records(statement, CustomerRecord, {KEYS: many})
+    assert taken == [1]
+    assert sorted(customer.id for customer in customers) == [1, 2, 3, 4]
+    with checkouts(engine) as taken:
+        await seeded.records(statement, CustomerRecord, {KEYS: many[:LOOP_MAX_KEYS]})
+    assert taken == [0]
+
+
+@SQLITE
+async def test_the_loop_connection_never_waits_for_a_lock_and_cannot_write(
     engine: AsyncEngine, seeded: StoreSession
 ) -> None:
-    """WAL: the read answers at once with what is committed (the loop's connection never waits for a lock)."""
-    await name_of(seeded, 3)
-    async with engine.connect() as writer:
-        await writer.execute(text("UPDATE customer SET name = 'Uncommitted' WHERE id = 3"))  # the write lock held
-        with checkouts(engine) as taken:
-            name = await asyncio.wait_for(name_of(seeded, 3), timeout=1)
-        await writer.rollback()
-    assert name != "Uncommitted"
-    assert taken == [0]
+    await name_of(seeded, 1)
+    await name_of(seeded, 1)
+    connections = loop_reads._engines[engine.sync_engine]
+    assert connections is not None
+    connection = connections.by_thread[threading.get_ident()]
+    assert connection.execute("PRAGMA busy_timeout").fetchall() == [(0,)]  # busy: fails at once, read elsewhere
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        connection.execute("UPDATE customer SET name = 'x' WHERE id = 1")
 
 
 @SQLITE
