@@ -101,10 +101,10 @@ class GraphQLEndpoint:
         self.graphiql = graphiql
         self.expose_internal_errors = expose_internal_errors
         self.cost_extension = cost_extension
+        """Development: splice `extensions.cost` into answers as they are sent (`observability/cost.py`)."""
         self.direct_queries = direct_queries
         """Run valid queries on graphql-core directly (`schema.execution`), without Strawberry's extensions. Off
         when the schema has an extension that must see every operation (tracing's operation span)."""
-        """Development: splice `extensions.cost` into answers as they are sent (`observability/cost.py`)."""
         self.services: Services | None = None
         """Set by the app's lifespan once the payment provider, cache and worker are open."""
         self.persisted_queries: PersistedQueries | None = None
