@@ -83,8 +83,8 @@ class Primer:
     Only loaders of the `targets` classes are kept here: a loader that holds the primer must not be one of them
     (the two would hold each other, a reference cycle)."""
 
-    def __init__(self, targets: Iterable[type[DataLoader[Any, Any]]]) -> None:
-        self.targets = frozenset(targets)
+    def __init__(self, targets: frozenset[type[DataLoader[Any, Any]]]) -> None:
+        self.targets = targets
         self._loaders: dict[type[DataLoader[Any, Any]], DataLoader[Any, Any]] = {}
         self._pending: dict[type[DataLoader[Any, Any]], list[tuple[Any, Any]]] = {}
 

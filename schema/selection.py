@@ -50,10 +50,8 @@ def _reaches(info: Info, start: Sequence[FieldNode | OperationDefinitionNode], p
     values: Any = raw.variable_values
     variables: dict[str, Any] = getattr(values, "coerced", values)
     plans: SharedPlans | None = getattr(info.context, "plans", None)  # a test's context may have none
-    if plans is None:
-        return _walk(raw.fragments, start, path, variables)
-    variables_key = plans.key(variables)
-    if variables_key is None:
+    variables_key = plans.key(variables) if plans is not None else None
+    if plans is None or variables_key is None:
         return _walk(raw.fragments, start, path, variables)
     key = (tuple(map(id, start)), path, variables_key)
     known = plans.selections.get(key)

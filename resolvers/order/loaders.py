@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+from aiodataloader import DataLoader
 from sqlalchemy import Select, bindparam, func
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -37,7 +38,8 @@ class OrderWithCustomerByIdLoader(BatchLoader[int, OrderRecord | None]):
     for the orders and another for their customers. The rows are handed to the request's order and customer
     loaders (through `primer`), which then have them without a statement."""
 
-    primes = (OrderByIdLoader, CustomerByIdLoader)
+    primes: frozenset[type[DataLoader[Any, Any]]] = frozenset({OrderByIdLoader, CustomerByIdLoader})
+    """The loaders it hands rows to (a `Primer`'s targets; a set made once, not per request)."""
 
     def __init__(self, store: StoreSession, primer: Primer) -> None:
         super().__init__(store)
